@@ -1,0 +1,128 @@
+"""The `gankit` command. It parses arguments and calls the Python API; user errors become one line, exit 2."""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import NoReturn
+
+from gankit.errors import GankitError
+
+EXIT_USER_ERROR = 2
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:  # one line, not usage + message
+        print(f"{self.prog}: error: {message}", file=sys.stderr)
+        raise SystemExit(EXIT_USER_ERROR)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from gankit.api import train
+
+    config = None
+    overrides = []
+    for item in args.items:
+        if "=" in item:
+            overrides.append(item)
+        elif config is None and args.resume is None:
+            config = item
+        else:
+            raise GankitError(f"unexpected argument '{item}': give one CONFIG and KEY=VALUE overrides")
+    if args.resume is not None and args.out is not None:
+        raise GankitError("--resume continues the run in its own directory; drop --out")
+    run_dir, results = train(config, overrides, args.out, args.resume)
+    print(json.dumps(results))
+    print(f"run directory: {run_dir}", file=sys.stderr)
+    return 0
+
+
+def _sample(args: argparse.Namespace) -> int:
+    from gankit.api import write_samples
+
+    out = write_samples(args.run_dir, args.n, args.out, args.seed)
+    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    return 0
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from gankit.api import evaluate_run
+
+    print(json.dumps(evaluate_run(args.run_dir, args.n, args.seed)))
+    return 0
+
+
+def _list(args: argparse.Namespace) -> int:
+    from gankit.config import shipped_configs
+    from gankit.registry import ALL, load_builtins
+
+    load_builtins()
+    for kind, registry in ALL.items():
+        print(f"{kind}:")
+        for name in registry.names():
+            print(f"  {name:<10} {registry.describe(name)}")
+    print("configs:")
+    for name in shipped_configs():
+        print(f"  {name}")
+    return 0
+
+
+def _dirac(args: argparse.Namespace) -> int:
+    from gankit.dirac.command import run
+
+    return run(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="gankit", description="Classic GANs under one engine: a method is a config.")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    p = sub.add_parser("train", help="train a GAN from a config (a shipped name or a YAML path)")
+    p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
+                   help="a config name or YAML path, then dotted overrides such as train.steps=500")
+    p.add_argument("--out", type=Path, help="run directory (default runs/NAME-TIMESTAMP)")
+    p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.set_defaults(func=_train)
+
+    p = sub.add_parser("sample", help="write samples of a trained run (.npz or .png)")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
+    p.add_argument("--out", type=Path, required=True, help="FILE.npz (array 'samples') or FILE.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_sample)
+
+    p = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")
+    p.add_argument("run_dir", type=Path)
+    p.add_argument("-n", type=int, default=None, help="number of samples (default: the config's eval.n_samples)")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=_eval)
+
+    p = sub.add_parser("list", help="list registered losses, regularizers, models, datasets and configs")
+    p.set_defaults(func=_list)
+
+    p = sub.add_parser("dirac", help="the Dirac-GAN convergence lab (Mescheder et al. 2018)")
+    try:
+        from gankit.dirac.command import add_arguments
+    except ImportError:  # the lab is optional while it is being built
+        pass
+    else:
+        add_arguments(p)
+    p.set_defaults(func=_dirac)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.func(args)
+    except GankitError as exc:
+        print(f"gankit: error: {exc}", file=sys.stderr)
+        return EXIT_USER_ERROR
+    except KeyboardInterrupt:
+        print("gankit: interrupted; a run continues from its last checkpoint with --resume DIR", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,269 @@
+"""Every default in one place. A YAML config states only what differs; unknown keys and bad values are errors.
+
+The schema is a tree of dataclasses. Leaves that name a component (loss, models, dataset, regularizers,
+optimizers) are *specs* checked against that component's factory in ``gankit.registry``, which fills in
+the factory's own defaults, so the resolved ``config.yaml`` of a run states every value that was used.
+"""
+from __future__ import annotations
+
+import copy
+import re
+import dataclasses
+import typing
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+
+from gankit.errors import ConfigError
+from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, Registry, coerce, load_builtins
+
+Spec = dict[str, Any]
+
+
+class _Loader(yaml.SafeLoader):
+    """The safe loader, reading 1e-3 as a number as YAML 1.2 does (PyYAML's YAML 1.1 reads it as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+    |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+    |\.[0-9_]+(?:[eE][-+][0-9]+)?
+    |[-+]?\.(?:inf|Inf|INF)
+    |\.(?:nan|NaN|NAN))$""", re.X),
+    list("-+0123456789."),
+)
+
+
+def safe_load(text: str) -> Any:
+    return yaml.load(text, Loader=_Loader)  # noqa: S506  (a SafeLoader subclass: builds plain data only)
+
+
+def _spec(registry: Registry, default: Spec) -> Any:
+    return field(default_factory=lambda: dict(default), metadata={"registry": registry})
+
+
+@dataclass
+class ModelConfig:
+    z_dim: int = 32
+    generator: Spec = _spec(MODELS, {"name": "mlp"})
+    discriminator: Spec = _spec(MODELS, {"name": "mlp"})
+
+
+@dataclass
+class OptimConfig:
+    generator: Spec = _spec(OPTIMIZERS, {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]})
+    discriminator: Spec = _spec(OPTIMIZERS, {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]})
+    lr_decay: Literal["none", "linear"] = "none"  # linear: lr falls to 0 at the last G step
+
+
+@dataclass
+class EMAConfig:
+    enabled: bool = False
+    decay: float = 0.999
+    start: int = 0  # G step from which the average is updated; before it, the copy follows G exactly
+
+
+@dataclass
+class TrainConfig:
+    steps: int = 2000  # generator steps
+    batch_size: int = 256
+    n_critic: int = 1  # D steps per G step
+    seed: int = 0
+    device: str = "auto"  # auto: cuda when available, else cpu
+    log_every: int = 50  # read the on-device loss sums every N G steps
+    checkpoint_every: int = 500
+    snapshot_steps: list[int] = field(default_factory=lambda: [200, 400, 600, 800])  # plus the last step
+    ema: EMAConfig = field(default_factory=EMAConfig)
+    tensorboard: bool = True
+    progress: bool = True
+
+
+@dataclass
+class EvalConfig:
+    n_samples: int = 2500
+
+
+@dataclass
+class Config:
+    """The embedded default is the main job: non-saturating GAN + R1 (gamma 1) on the ring of 8 Gaussians."""
+
+    name: str = "default"
+    data: Spec = _spec(DATASETS, {"name": "ring"})
+    model: ModelConfig = field(default_factory=ModelConfig)
+    loss: Spec = _spec(LOSSES, {"name": "ns"})
+    regularizers: list[Spec] = field(
+        default_factory=lambda: [{"name": "r1", "weight": 1.0}], metadata={"registry": REGULARIZERS}
+    )
+    optim: OptimConfig = field(default_factory=OptimConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+# Values that must be positive (or in range); checked after types, each naming its key.
+_RANGES: list[tuple[str, str, Any]] = [
+    ("model.z_dim", ">= 1", lambda v: v >= 1),
+    ("train.steps", ">= 1", lambda v: v >= 1),
+    ("train.batch_size", ">= 1", lambda v: v >= 1),
+    ("train.n_critic", ">= 1", lambda v: v >= 1),
+    ("train.log_every", ">= 1", lambda v: v >= 1),
+    ("train.checkpoint_every", ">= 1", lambda v: v >= 1),
+    ("train.ema.decay", "in [0, 1)", lambda v: 0 <= v < 1),
+    ("train.ema.start", ">= 0", lambda v: v >= 0),
+    ("eval.n_samples", ">= 2", lambda v: v >= 2),
+]
+
+
+def _get(cfg: Any, dotted: str) -> Any:
+    for part in dotted.split("."):
+        cfg = getattr(cfg, part)
+    return cfg
+
+
+def _build(cls: type, data: Any, where: str) -> Any:
+    """Instantiate dataclass ``cls`` from a (partial) mapping, defaults first, checking every key."""
+    if not isinstance(data, dict):
+        raise ConfigError(f"{where or 'config'} must be a mapping, got {data!r}")
+    hints = typing.get_type_hints(cls, include_extras=True)
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - set(fields))
+    if unknown:
+        key = f"{where}.{unknown[0]}" if where else unknown[0]
+        raise ConfigError(f"unknown config key {key}; valid keys here: {', '.join(fields)}")
+    kwargs = {}
+    for name, f in fields.items():
+        key = f"{where}.{name}" if where else name
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        registry = f.metadata.get("registry")
+        value = data.get(name, default)
+        if registry is not None and typing.get_origin(hints[name]) is list:
+            if not isinstance(value, list):
+                raise ConfigError(f"{key} must be a list of {registry.kind} specs, got {value!r}")
+            kwargs[name] = [registry.resolve(v, f"{key}.{i}") for i, v in enumerate(value)]
+        elif registry is not None:
+            kwargs[name] = registry.resolve(_merge_spec(default, value), key)
+        elif dataclasses.is_dataclass(hints[name]):
+            kwargs[name] = _build(hints[name], data.get(name, {}), key)
+        else:
+            kwargs[name] = coerce(value, hints[name], key)
+    return cls(**kwargs)
+
+
+def _merge_spec(default: Any, value: Any) -> Any:
+    """A spec that keeps the default's name inherits its parameters; a new name starts from scratch."""
+    if isinstance(value, str):
+        value = {"name": value}
+    if isinstance(default, dict) and isinstance(value, dict) and value.get("name", default["name"]) == default["name"]:
+        return {**default, **value}
+    return value
+
+
+def from_dict(data: dict[str, Any]) -> Config:
+    load_builtins()
+    cfg = _build(Config, data, "")
+    for key, rule, ok in _RANGES:
+        value = _get(cfg, key)
+        if not ok(value):
+            raise ConfigError(f"{key} must be {rule}, got {value}")
+    if any(s < 1 for s in cfg.train.snapshot_steps):
+        raise ConfigError(f"train.snapshot_steps must be >= 1, got {cfg.train.snapshot_steps}")
+    return cfg
+
+
+def read_yaml(path: Path) -> dict[str, Any]:
+    """Safe-load a YAML mapping; syntax errors name the file and line."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        line = f" line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(exc, "problem", None) or "invalid YAML"
+        raise ConfigError(f"malformed YAML in {path}{line}: {problem}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path} must hold a mapping of config keys, got {type(data).__name__}")
+    return data
+
+
+def shipped_configs() -> list[str]:
+    folder = resources.files("gankit") / "configs"
+    return sorted(p.name[: -len(".yaml")] for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def locate(name_or_path: str) -> Path:
+    """A shipped config name (``ring_gan_r1``) or a path to a YAML file."""
+    path = Path(name_or_path)
+    if path.suffix in (".yaml", ".yml") or path.exists():
+        if not path.is_file():
+            raise ConfigError(f"config file {path} does not exist")
+        return path
+    if name_or_path in shipped_configs():
+        return Path(str(resources.files("gankit") / "configs" / f"{name_or_path}.yaml"))
+    raise ConfigError(f"unknown config '{name_or_path}'; choose a YAML path or one of: {', '.join(shipped_configs())}")
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """``train.steps=500`` -> (['train', 'steps'], 500); the value is read as YAML (numbers, lists, true)."""
+    key, sep, raw = text.partition("=")
+    if not sep or not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"override '{text}' must look like KEY=VALUE, e.g. train.steps=500")
+    try:
+        value = safe_load(raw) if raw.strip() else ""
+    except yaml.YAMLError:
+        value = raw
+    return key.split("."), value
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Set dotted keys in a nested mapping (integers index lists, e.g. regularizers.0.weight=1)."""
+    data = copy.deepcopy(data)
+    for text in overrides:
+        parts, value = parse_override(text)
+        node: Any = data
+        for i, part in enumerate(parts[:-1]):
+            node = _child(node, part, ".".join(parts[: i + 1]))
+        last = parts[-1]
+        if isinstance(node, list):
+            node[_index(node, last, ".".join(parts))] = value
+        else:
+            node[last] = value
+    return data
+
+
+def _index(node: list[Any], part: str, key: str) -> int:
+    if not part.isdigit() or int(part) >= len(node):
+        raise ConfigError(f"override key {key}: '{part}' is not an index of a list of {len(node)}")
+    return int(part)
+
+
+def _child(node: Any, part: str, key: str) -> Any:
+    if isinstance(node, list):
+        return node[_index(node, part, key)]
+    if not isinstance(node, dict):
+        raise ConfigError(f"override key {key}: its parent is not a mapping")
+    if part not in node or not isinstance(node[part], (dict, list)):
+        node[part] = {}
+    return node[part]
+
+
+def load(config: str | None = None, overrides: list[str] | None = None, base: dict[str, Any] | None = None) -> Config:
+    """Resolve a config: the defaults, then ``base`` or the YAML file, then the dotted overrides."""
+    data = base if base is not None else (read_yaml(locate(config)) if config else {})
+    if config and base is None and "name" not in data:
+        data = {**data, "name": Path(config).stem}
+    return from_dict(apply_overrides(data, overrides or []))
+
+
+def dump(cfg: Config) -> str:
+    return yaml.safe_dump(cfg.to_dict(), sort_keys=False)

@@ -1,0 +1,47 @@
+"""2-D Gaussian mixtures of the mode-collapse studies (PacGAN protocol defaults: Lin et al. 2018)."""
+from __future__ import annotations
+
+import math
+from typing import Annotated
+
+import torch
+from torch import Tensor
+
+from gankit.data.base import InMemoryData
+from gankit.registry import AT_LEAST_ONE, DATASETS, POSITIVE
+
+
+def ring_means(n_modes: int, radius: float) -> Tensor:
+    # angle 2*pi*k/K for k = 0..K-1: linspace(0, 2*pi, K) would put the last mode on top of the first.
+    angles = 2 * math.pi * torch.arange(n_modes, dtype=torch.float64) / n_modes
+    return (radius * torch.stack([angles.cos(), angles.sin()], dim=1)).float()
+
+
+def grid_means(side: int, spacing: float) -> Tensor:
+    coords = (torch.arange(side, dtype=torch.float32) - (side - 1) / 2) * spacing
+    gx, gy = torch.meshgrid(coords, coords, indexing="ij")
+    return torch.stack([gx.flatten(), gy.flatten()], dim=1)
+
+
+def mixture(means: Tensor, std: float, n: int, seed: int) -> InMemoryData:
+    """n samples, equally likely modes; the data set is fixed by ``seed``, independent of the training seed."""
+    gen = torch.Generator().manual_seed(seed)
+    modes = torch.randint(len(means), (n,), generator=gen)
+    x = means[modes] + std * torch.randn(n, 2, generator=gen)
+    return InMemoryData(x, "toy", {"means": means, "std": std})
+
+
+Std = Annotated[float, POSITIVE]
+Count = Annotated[int, AT_LEAST_ONE]
+
+
+@DATASETS.register("ring", "ring of Gaussians (default 8 modes, radius 1, std 0.01)")
+def ring(*, n_modes: Count = 8, radius: Annotated[float, POSITIVE] = 1.0, std: Std = 0.01, n: Count = 100_000,
+         seed: int = 0) -> InMemoryData:
+    return mixture(ring_means(n_modes, radius), std, n, seed)
+
+
+@DATASETS.register("grid", "grid of Gaussians (default 5x5 means {-4,-2,0,2,4}^2, std 0.05)")
+def grid(*, side: Count = 5, spacing: Annotated[float, POSITIVE] = 2.0, std: Std = 0.05, n: Count = 100_000,
+         seed: int = 0) -> InMemoryData:
+    return mixture(grid_means(side, spacing), std, n, seed)

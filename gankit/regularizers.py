@@ -1,0 +1,231 @@
+"""Regularizers and constraints of the discriminator, as small modules the training loop calls at fixed points.
+
+Each regularizer may hook into three places of a D step (see ``Regularizer``):
+
+* ``perturb(x, step)``   changes every input D sees (instance noise);
+* ``penalty(ctx)``       returns an unweighted penalty P; D minimises ``loss + weight * every * P`` on the
+                         steps where ``d_step % every == 0`` (lazy regularisation, Karras et al. 2020);
+* ``after_d_step(D)``    runs after D's optimiser step (WGAN weight clipping).
+
+State that must survive a resume (RLC's moving averages) lives in registered buffers, so it travels in
+``state_dict``. The exact formulas are in docs/regularizers.md.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated
+
+import torch
+from torch import Tensor, nn
+
+from gankit.registry import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, REGULARIZERS
+
+Critic = Callable[[Tensor], Tensor]
+
+
+@dataclass
+class DStepContext:
+    """What a penalty may look at in one D step. ``real_out``/``fake_out`` are D's outputs, still in the graph."""
+
+    critic: Critic
+    real: Tensor
+    fake: Tensor
+    real_out: Tensor
+    fake_out: Tensor
+
+
+def input_gradient(critic: Critic, x: Tensor) -> Tensor:
+    """d sum_i D(x_i) / d x, kept in the graph (create_graph) so the penalty can be minimised through it.
+
+    Computed in fp32: the double backward of a penalty is not accurate enough in bf16.
+    """
+    x = x.detach().float().requires_grad_(True)
+    with torch.autocast(x.device.type, enabled=False):
+        out = critic(x)
+    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+    return grad.flatten(1)
+
+
+def grad_norm(grad: Tensor, eps: float = 1e-12) -> Tensor:
+    """Per-sample Euclidean norm; eps keeps its gradient finite where the gradient itself is zero."""
+    return (grad.square().sum(dim=1) + eps).sqrt()
+
+
+def batch_uniform(x: Tensor) -> Tensor:
+    """One U[0,1) number per sample, shaped to broadcast over the sample's dimensions."""
+    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+
+
+class Regularizer(nn.Module):
+    """Base class; every hook defaults to doing nothing."""
+
+    def __init__(self, weight: float = 0.0, every: int = 1) -> None:
+        super().__init__()
+        self.weight = weight
+        self.every = every
+
+    def is_due(self, d_step: int) -> bool:
+        return d_step % self.every == 0
+
+    def perturb(self, x: Tensor, step: int) -> Tensor:
+        return x
+
+    def penalty(self, ctx: DStepContext) -> Tensor | None:
+        return None
+
+    def after_d_step(self, discriminator: nn.Module) -> None:
+        pass
+
+    def extra_repr(self) -> str:
+        return f"weight={self.weight}, every={self.every}"
+
+
+class R1(Regularizer):
+    """Mescheder et al. 2018: 1/2 E_real ||grad_x D(x)||^2, so weight * P = gamma/2 E||grad D||^2."""
+
+    def penalty(self, ctx: DStepContext) -> Tensor:
+        return 0.5 * input_gradient(ctx.critic, ctx.real).square().sum(dim=1).mean()
+
+
+class R2(Regularizer):
+    """Mescheder et al. 2018: the same penalty at generated samples."""
+
+    def penalty(self, ctx: DStepContext) -> Tensor:
+        return 0.5 * input_gradient(ctx.critic, ctx.fake).square().sum(dim=1).mean()
+
+
+class GradientPenalty(Regularizer):
+    """Gulrajani et al. 2017: E (||grad D(x_hat)|| - g0)^2 on x_hat = a x_real + (1-a) x_fake, a ~ U[0,1]."""
+
+    def __init__(self, weight: float, every: int, target: float) -> None:
+        super().__init__(weight, every)
+        self.target = target
+
+    def penalty(self, ctx: DStepContext) -> Tensor:
+        real, fake = ctx.real.detach(), ctx.fake.detach()
+        alpha = batch_uniform(real)
+        x_hat = alpha * real + (1 - alpha) * fake
+        return (grad_norm(input_gradient(ctx.critic, x_hat)) - self.target).square().mean()
+
+
+class DRAGAN(Regularizer):
+    """Kodali et al. 2017: E (||grad D(x_hat)|| - 1)^2 around real data.
+
+    x_hat = x + a * delta, a ~ U[0,1] per sample, delta = c * std(x_batch) * U[0,1)^d as in the authors' code;
+    with ``noise_std`` set, delta = noise_std * U[0,1)^d instead (needed where the data has no spread).
+    """
+
+    def __init__(self, weight: float, every: int, c: float, noise_std: float | None) -> None:
+        super().__init__(weight, every)
+        self.c, self.noise_std = c, noise_std
+
+    def penalty(self, ctx: DStepContext) -> Tensor:
+        real = ctx.real.detach()
+        scale = self.noise_std if self.noise_std is not None else self.c * real.std()
+        delta = scale * torch.rand_like(real)
+        x_hat = real + batch_uniform(real) * delta
+        return (grad_norm(input_gradient(ctx.critic, x_hat)) - 1.0).square().mean()
+
+
+class LeCam(Regularizer):
+    """RLC, Tseng et al. 2021: E (D(x) - a_F)^2 + E (D(G(z)) - a_R)^2 with a_R, a_F moving averages of
+    D's mean output on real and generated batches (decay ``decay``, started at the first batch)."""
+
+    def __init__(self, weight: float, every: int, decay: float) -> None:
+        super().__init__(weight, every)
+        self.decay = decay
+        self.register_buffer("anchor_real", torch.zeros(()))
+        self.register_buffer("anchor_fake", torch.zeros(()))
+        self.register_buffer("started", torch.zeros((), dtype=torch.bool))
+
+    def penalty(self, ctx: DStepContext) -> Tensor:
+        real_mean = ctx.real_out.detach().float().mean()
+        fake_mean = ctx.fake_out.detach().float().mean()
+        # Update the anchors first (as the authors' code does); the first batch seeds them. torch.where keeps
+        # this free of host syncs.
+        for anchor, batch_mean in ((self.anchor_real, real_mean), (self.anchor_fake, fake_mean)):
+            anchor.copy_(torch.where(self.started, torch.lerp(anchor, batch_mean, 1 - self.decay), batch_mean))
+        self.started.fill_(True)
+        anchor_real, anchor_fake = self.anchor_real.clone(), self.anchor_fake.clone()
+        return (ctx.real_out - anchor_fake).square().mean() + (ctx.fake_out - anchor_real).square().mean()
+
+
+class WeightClip(Regularizer):
+    """Arjovsky et al. 2017: after every D step, clamp each of D's parameters to [-clip, clip]."""
+
+    def __init__(self, clip: float) -> None:
+        super().__init__()
+        self.clip = clip
+
+    @torch.no_grad()
+    def after_d_step(self, discriminator: nn.Module) -> None:
+        params = [p for p in discriminator.parameters()]
+        torch._foreach_clamp_min_(params, -self.clip)
+        torch._foreach_clamp_max_(params, self.clip)
+
+    def extra_repr(self) -> str:
+        return f"clip={self.clip}"
+
+
+class InstanceNoise(Regularizer):
+    """Sønderby et al. 2016 / Arjovsky & Bottou 2017: D sees x + sigma_t * N(0, I), real and generated alike.
+
+    sigma_t = sigma * max(0, 1 - step / anneal_steps) when anneal_steps > 0, else sigma (step = G steps done).
+    """
+
+    def __init__(self, sigma: float, anneal_steps: int) -> None:
+        super().__init__()
+        self.sigma, self.anneal_steps = sigma, anneal_steps
+
+    def sigma_at(self, step: int) -> float:
+        if self.anneal_steps <= 0:
+            return self.sigma
+        return self.sigma * max(0.0, 1.0 - step / self.anneal_steps)
+
+    def perturb(self, x: Tensor, step: int) -> Tensor:
+        sigma = self.sigma_at(step)
+        return x + sigma * torch.randn_like(x) if sigma > 0 else x
+
+    def extra_repr(self) -> str:
+        return f"sigma={self.sigma}, anneal_steps={self.anneal_steps}"
+
+
+Weight = Annotated[float, NON_NEGATIVE]
+Every = Annotated[int, AT_LEAST_ONE]
+
+
+@REGULARIZERS.register("r1", "R1: gamma/2 E||grad D(x_real)||^2, Mescheder et al. 2018")
+def r1(*, weight: Weight = 10.0, every: Every = 1) -> Regularizer:
+    return R1(weight, every)
+
+
+@REGULARIZERS.register("r2", "R2: gamma/2 E||grad D(x_fake)||^2, Mescheder et al. 2018")
+def r2(*, weight: Weight = 10.0, every: Every = 1) -> Regularizer:
+    return R2(weight, every)
+
+
+@REGULARIZERS.register("gp", "WGAN-GP: lambda E(||grad D(x_hat)|| - g0)^2 on interpolates, Gulrajani et al. 2017")
+def gp(*, weight: Weight = 10.0, every: Every = 1, target: Annotated[float, NON_NEGATIVE] = 1.0) -> Regularizer:
+    return GradientPenalty(weight, every, target)
+
+
+@REGULARIZERS.register("dragan", "DRAGAN: lambda E(||grad D(x + delta)|| - 1)^2 near real data, Kodali et al. 2017")
+def dragan(*, weight: Weight = 10.0, every: Every = 1, c: Annotated[float, POSITIVE] = 0.5,
+           noise_std: Annotated[float, POSITIVE] | None = None) -> Regularizer:
+    return DRAGAN(weight, every, c, noise_std)
+
+
+@REGULARIZERS.register("rlc", "RLC (LeCam): distance of D's outputs to moving-average anchors, Tseng et al. 2021")
+def rlc(*, weight: Weight = 0.1, every: Every = 1, decay: Annotated[float, FRACTION] = 0.99) -> Regularizer:
+    return LeCam(weight, every, decay)
+
+
+@REGULARIZERS.register("clip", "WGAN weight clipping of D's parameters to [-clip, clip], Arjovsky et al. 2017")
+def clip(*, clip: Annotated[float, POSITIVE] = 0.01) -> Regularizer:
+    return WeightClip(clip)
+
+
+@REGULARIZERS.register("noise", "instance noise on real and generated inputs of D, optionally annealed")
+def noise(*, sigma: Annotated[float, NON_NEGATIVE] = 0.1, anneal_steps: Annotated[int, NON_NEGATIVE] = 0) -> Regularizer:
+    return InstanceNoise(sigma, anneal_steps)

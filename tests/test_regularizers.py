@@ -1,0 +1,114 @@
+"""Closed forms for the regularizers on discriminators whose input gradient is known."""
+import pytest
+import torch
+from torch import nn
+
+from gankit.errors import ConfigError
+from gankit.registry import REGULARIZERS, load_builtins
+from gankit.regularizers import DStepContext
+
+load_builtins()
+
+
+def reg(name, **kw):
+    return REGULARIZERS.build({"name": name, **kw}, "regularizers.0")
+
+
+def linear_critic(w):
+    layer = nn.Linear(len(w), 1)
+    with torch.no_grad():
+        layer.weight.copy_(torch.tensor([w]))
+        layer.bias.fill_(0.3)
+    return layer, lambda x: layer(x).squeeze(1)
+
+
+def context(critic, n=32, dim=2):
+    real, fake = torch.randn(n, dim), torch.randn(n, dim) + 2
+    return DStepContext(critic, real, fake, critic(real), critic(fake))
+
+
+@pytest.mark.parametrize("name", ["r1", "r2"])
+def test_r1_r2_of_linear_d_is_half_gamma_w_squared(name):
+    gamma = 3.0
+    layer, critic = linear_critic([1.5, -2.0])
+    r = reg(name, weight=gamma)
+    value = r.weight * r.penalty(context(critic))
+    assert value.item() == pytest.approx(gamma / 2 * (1.5**2 + 2.0**2), rel=1e-6)
+    # It is differentiable in D's weights: d/dw gamma/2 ||w||^2 = gamma * w.
+    value.backward()
+    torch.testing.assert_close(layer.weight.grad, gamma * torch.tensor([[1.5, -2.0]]))
+
+
+def test_r1_uses_real_and_r2_generated_samples():
+    # D(x) = x0^2 / 2 has gradient (x0, 0): the penalty is E x0^2 / 2 over the chosen samples.
+    critic = lambda x: 0.5 * x[:, 0] ** 2  # noqa: E731
+    real, fake = torch.full((4, 2), 1.0), torch.full((4, 2), 3.0)
+    ctx = DStepContext(critic, real, fake, critic(real), critic(fake))
+    assert reg("r1").penalty(ctx).item() == pytest.approx(0.5)
+    assert reg("r2").penalty(ctx).item() == pytest.approx(4.5)
+
+
+def test_gradient_penalty_is_zero_for_unit_norm_linear_d_and_one_for_norm_two():
+    _, critic = linear_critic([0.6, 0.8])
+    assert reg("gp").penalty(context(critic)).item() == pytest.approx(0.0, abs=1e-9)
+    _, critic = linear_critic([0.0, 2.0])
+    assert reg("gp").penalty(context(critic)).item() == pytest.approx(1.0, rel=1e-6)
+    assert reg("gp", target=2.0).penalty(context(critic)).item() == pytest.approx(0.0, abs=1e-9)
+
+
+def test_dragan_penalty_on_linear_d_and_batch_mean():
+    _, critic = linear_critic([3.0, 0.0])
+    value = reg("dragan").penalty(context(critic, n=7))
+    assert value.dim() == 0 and value.item() == pytest.approx(4.0, rel=1e-6)
+    # With no spread in the data (a point mass) the absolute noise scale still works.
+    point = torch.zeros(5, 2)
+    ctx = DStepContext(critic, point, point, critic(point), critic(point))
+    assert reg("dragan", noise_std=0.5).penalty(ctx).item() == pytest.approx(4.0, rel=1e-6)
+
+
+def test_rlc_anchors_are_moving_averages():
+    r = reg("rlc", decay=0.9)
+    critic = lambda x: x[:, 0]  # noqa: E731
+
+    def step(real_value, fake_value):
+        real, fake = torch.full((4, 1), real_value), torch.full((4, 1), fake_value)
+        return r.penalty(DStepContext(critic, real, fake, critic(real), critic(fake))).item()
+
+    # First batch seeds the anchors: a_R = 1, a_F = -1; penalty (1 - -1)^2 + (-1 - 1)^2 = 8.
+    assert step(1.0, -1.0) == pytest.approx(8.0)
+    # Second batch: a_R = 0.9*1 + 0.1*3 = 1.2, a_F = 0.9*-1 + 0.1*1 = -0.8.
+    value = step(3.0, 1.0)
+    assert r.anchor_real.item() == pytest.approx(1.2) and r.anchor_fake.item() == pytest.approx(-0.8)
+    assert value == pytest.approx((3 + 0.8) ** 2 + (1 - 1.2) ** 2, rel=1e-6)
+    # The anchors are state that a checkpoint carries.
+    assert set(r.state_dict()) == {"anchor_real", "anchor_fake", "started"}
+
+
+def test_weight_clipping_clamps_every_parameter():
+    model = nn.Sequential(nn.Linear(2, 8), nn.Linear(8, 1))
+    with torch.no_grad():
+        for p in model.parameters():
+            p.normal_(0, 5)
+    reg("clip", clip=0.05).after_d_step(model)
+    for p in model.parameters():
+        assert p.abs().max().item() <= 0.05 + 1e-7
+
+
+def test_instance_noise_std_and_annealing():
+    noise = reg("noise", sigma=0.5, anneal_steps=100)
+    assert noise.sigma_at(0) == 0.5 and noise.sigma_at(50) == 0.25 and noise.sigma_at(100) == 0.0
+    x = torch.zeros(200_000, 1)
+    assert noise.perturb(x, 0).std().item() == pytest.approx(0.5, rel=0.01)
+    assert torch.equal(noise.perturb(x, 150), x)
+
+
+@pytest.mark.parametrize("spec,key", [
+    ({"name": "r1", "weight": -1.0}, "regularizers.0.weight"),
+    ({"name": "r1", "every": 0}, "regularizers.0.every"),
+    ({"name": "clip", "clip": 0.0}, "regularizers.0.clip"),
+    ({"name": "rlc", "decay": 1.0}, "regularizers.0.decay"),
+    ({"name": "r1", "gamma": 1.0}, "regularizers.0.gamma"),
+])
+def test_bad_parameters_name_the_key(spec, key):
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        REGULARIZERS.build(spec, "regularizers.0")
