@@ -41,7 +41,8 @@ def sample(exp: Experiment, n: int, seed: int = 0, batch_size: int = 4096) -> to
     chunks = []
     for start in range(0, n, batch_size):
         z = torch.randn(min(batch_size, n - start), exp.cfg.model.z_dim, generator=gen).to(exp.device)
-        chunks.append(sampler(z).float().cpu())
+        with exp.autocast():
+            chunks.append(sampler(z).float().cpu())
     return torch.cat(chunks)
 
 

@@ -74,6 +74,9 @@ class TrainConfig:
     n_critic: int = 1  # D steps per G step
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
+    # auto: bf16 autocast where the device computes bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or
+    # AMX), else fp32. Inputs, outputs and gradient penalties always stay in fp32 (see models/layers.py).
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = 50  # read the on-device loss sums every N G steps
     checkpoint_every: int = 500
     snapshot_steps: list[int] = field(default_factory=lambda: [200, 400, 600, 800])  # plus the last step
@@ -252,7 +255,9 @@ def _child(node: Any, part: str, key: str) -> Any:
         return node[_index(node, part, key)]
     if not isinstance(node, dict):
         raise ConfigError(f"override key {key}: its parent is not a mapping")
-    if part not in node or not isinstance(node[part], (dict, list)):
+    if isinstance(node.get(part), str):  # a spec given by name alone, e.g. data=grid then data.n=10
+        node[part] = {"name": node[part]}
+    elif not isinstance(node.get(part), (dict, list)):
         node[part] = {}
     return node[part]
 

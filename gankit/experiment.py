@@ -30,6 +30,21 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def native_bf16(device: torch.device) -> bool:
+    if device.type == "cuda":
+        return torch.cuda.is_bf16_supported()
+    try:  # private helpers; absent on some builds, where fp32 is the safe answer
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
+
+
+def resolve_precision(name: str, device: torch.device) -> torch.dtype:
+    if name == "auto":
+        return torch.bfloat16 if native_bf16(device) else torch.float32
+    return torch.bfloat16 if name == "bf16" else torch.float32
+
+
 def build_data(cfg: Config, device: torch.device) -> InMemoryData:
     return DATASETS.build(cfg.data, "data").to(device)
 
@@ -49,6 +64,7 @@ class Experiment:
         load_builtins()
         self.cfg = cfg
         self.device = resolve_device(cfg.train.device)
+        self.compute_dtype = resolve_precision(cfg.train.precision, self.device)
         torch.manual_seed(cfg.train.seed)  # model initialisation and the training noise both follow the seed
         self.data = build_data(cfg, self.device)
         self.generator = build_generator(cfg, self.data.shape, self.device)
@@ -70,6 +86,10 @@ class Experiment:
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         self.joint_forward = not has_batch_norm(self.discriminator)
+
+    def autocast(self) -> torch.autocast:
+        """The region in which forward passes run: bf16 autocast when the precision says so."""
+        return torch.autocast(self.device.type, dtype=torch.bfloat16, enabled=self.compute_dtype == torch.bfloat16)
 
     @property
     def sampler(self) -> nn.Module:

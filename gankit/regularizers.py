@@ -38,9 +38,9 @@ class DStepContext:
 def input_gradient(critic: Critic, x: Tensor) -> Tensor:
     """d sum_i D(x_i) / d x, kept in the graph (create_graph) so the penalty can be minimised through it.
 
-    Computed in fp32: the double backward of a penalty is not accurate enough in bf16.
+    Computed in fp32 at least (fp64 stays fp64): the double backward of a penalty is not accurate enough in bf16.
     """
-    x = x.detach().float().requires_grad_(True)
+    x = x.detach().to(torch.promote_types(x.dtype, torch.float32)).requires_grad_(True)
     with torch.autocast(x.device.type, enabled=False):
         out = critic(x)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)

@@ -85,11 +85,12 @@ class Trainer:
     def d_step(self, d_index: int) -> dict[str, Tensor]:
         exp = self.exp
         real = exp.data.sample(self.batch_size)
-        with torch.no_grad():
-            fake = exp.generator(self._noise(self.batch_size))
+        with torch.no_grad(), exp.autocast():
+            fake = exp.generator(self._noise(self.batch_size)).float()
         real, fake = self._perturb(real), self._perturb(fake)
-        real_out, fake_out = self._critic_pair(real, fake)
-        loss = exp.loss.d_loss(real_out, fake_out)
+        with exp.autocast():
+            real_out, fake_out = self._critic_pair(real, fake)
+        loss = exp.loss.d_loss(real_out.float(), fake_out.float())
         terms = {"d_loss": loss.detach()}
         ctx = DStepContext(exp.discriminator, real, fake, real_out, fake_out)
         total = loss
@@ -109,8 +110,10 @@ class Trainer:
     def g_step(self) -> Tensor:
         exp = self.exp
         exp.discriminator.requires_grad_(False)  # G's backward needs no gradients for D's weights
-        fake = self._perturb(exp.generator(self._noise(self.batch_size)))
-        loss = exp.loss.g_loss(exp.discriminator(fake))
+        with exp.autocast():
+            fake = self._perturb(exp.generator(self._noise(self.batch_size)).float())
+            fake_out = exp.discriminator(fake)
+        loss = exp.loss.g_loss(fake_out.float())
         exp.opt_g.zero_grad(set_to_none=True)
         loss.backward()
         exp.opt_g.step()
@@ -170,7 +173,8 @@ class Trainer:
         sampler = self.exp.sampler
         was_training = sampler.training
         sampler.eval()
-        out = sampler(self.fixed_z if z is None else z)
+        with self.exp.autocast():
+            out = sampler(self.fixed_z if z is None else z).float()
         sampler.train(was_training)
         return out
 
@@ -205,7 +209,7 @@ def evaluate(exp: Experiment, step: int, samples: Tensor) -> dict[str, Any]:
     from gankit.metrics.toy import toy_metrics
 
     result: dict[str, Any] = {"step": step, "weights": "ema" if exp.ema is not None else "raw",
-                              "n_samples": len(samples)}
+                              "n_samples": len(samples), "precision": str(exp.compute_dtype).removeprefix("torch.")}
     if exp.data.kind == "toy":
         result.update(toy_metrics(samples, exp.data.info["means"], exp.data.info["std"]))
     return result

@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
+from gankit.models.layers import FP32Linear
 from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE
 
 Role = Literal["generator", "discriminator"]
@@ -34,9 +35,10 @@ class MLP(nn.Module):
         features = math.prod(self.data_shape)
         sizes = [z_dim if role == "generator" else features] + [width] * depth
         layers: list[nn.Module] = []
-        for n_in, n_out in zip(sizes[:-1], sizes[1:]):
-            layers += [nn.Linear(n_in, n_out), _ACTIVATIONS[activation]()]
-        layers.append(nn.Linear(sizes[-1], features if role == "generator" else 1))
+        for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+            linear = FP32Linear if i == 0 and role == "discriminator" else nn.Linear
+            layers += [linear(n_in, n_out), _ACTIVATIONS[activation]()]
+        layers.append(FP32Linear(sizes[-1], features if role == "generator" else 1))
         if role == "generator" and output == "tanh":
             layers.append(nn.Tanh())
         if spectral_norm:

@@ -1,0 +1,117 @@
+"""ms per generator step for the reference 2-D recipe, gankit's engine against a plain eager loop.
+
+Recipe (issue 2): MLP G and D, width 256, 3 hidden layers, z 32, batch 256, 5 D steps per G step, Adam,
+non-saturating loss, ring of 8 Gaussians. Run:  python benchmarks/toy_step.py [--steps 200] [--threads 2]
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import time
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from gankit import config
+from gankit.train import Trainer
+
+RECIPE = ["loss=ns", "regularizers=[]", "model.z_dim=32", "train.batch_size=256", "train.n_critic=5",
+          "model.generator.width=256", "model.generator.depth=3", "model.discriminator.width=256",
+          "model.discriminator.depth=3", "train.progress=false", "train.tensorboard=false", "train.device=cpu"]
+R1 = "regularizers=[{name: r1, weight: 1}]"
+GP = "regularizers=[{name: gp, weight: 10}]"
+
+
+def time_steps(step, n_steps: int, repeats: int) -> float:
+    """Median over repeats of the mean ms per call of ``step``, after a warm-up."""
+    for _ in range(20):
+        step()
+    times = []
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(n_steps):
+            step()
+        times.append((time.perf_counter() - t0) * 1000 / n_steps)
+    return statistics.median(times)
+
+
+def plain_loop(data: torch.Tensor):
+    """What a careful eager loop in a reference repo looks like: separate D forwards on real and fake,
+    a fresh G forward per D step, unfused Adam, losses read with .item() every step."""
+    torch.manual_seed(0)
+
+    def mlp(n_in, n_out):
+        return nn.Sequential(nn.Linear(n_in, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
+                             nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, n_out))
+
+    G, D = mlp(32, 2), mlp(2, 1)
+    opt_g = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999), foreach=False)
+    opt_d = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999), foreach=False)
+    bce = nn.BCEWithLogitsLoss()
+    ones, zeros = torch.ones(256, 1), torch.zeros(256, 1)
+    log = []
+
+    def step():
+        for _ in range(5):
+            real = data[torch.randint(len(data), (256,))]
+            fake = G(torch.randn(256, 32)).detach()
+            d_loss = bce(D(real), ones) + bce(D(fake), zeros)
+            opt_d.zero_grad()
+            d_loss.backward()
+            opt_d.step()
+            log.append(d_loss.item())
+        g_loss = bce(D(G(torch.randn(256, 32))), ones)
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        log.append(g_loss.item())
+
+    return step
+
+
+def gankit_loop(extra: list[str]):
+    cfg = config.load(None, RECIPE + extra)
+    import tempfile
+    from pathlib import Path
+
+    trainer = Trainer.start(cfg, Path(tempfile.mkdtemp()) / "run")
+
+    def step():  # the body of Trainer.fit without its logging I/O (which runs every log_every steps)
+        for i in range(trainer.n_critic):
+            terms = trainer.d_step(trainer.step * trainer.n_critic + i)
+        trainer.g_step()
+        trainer.step += 1
+        return terms
+
+    return step
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+    from gankit.data.toy import ring
+
+    real = ring().x
+    rows = [
+        ("plain eager loop (separate D forwards, .item() per step)", plain_loop(real)),
+        ("gankit engine, NS-GAN, fp32", gankit_loop(["train.precision=fp32"])),
+        ("gankit engine, NS-GAN, bf16 hidden layers", gankit_loop(["train.precision=bf16"])),
+        ("gankit engine, NS-GAN + R1 (every step), bf16", gankit_loop(["train.precision=bf16", R1])),
+        ("gankit engine, NS-GAN + R1 (lazy, every 4), bf16",
+         gankit_loop(["train.precision=bf16", "regularizers=[{name: r1, weight: 1, every: 4}]"])),
+        ("gankit engine, WGAN-GP, bf16", gankit_loop(["train.precision=bf16", "loss=wgan", GP])),
+    ]
+    print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} G steps x {args.repeats} repeats (median)")
+    print(f"| {'variant':<58} | ms / G step |")
+    print(f"|{'-' * 60}|{'-' * 13}|")
+    for name, step in rows:
+        print(f"| {name:<58} | {time_steps(step, args.steps, args.repeats):11.2f} |", flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,19 @@
+"""Layers shared by the models."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+
+class FP32Linear(nn.Linear):
+    """A linear layer that always computes in fp32, also inside a bf16 autocast region.
+
+    Used where precision matters and FLOPs do not: D's input layer (bf16 would round a sample to 8 bits of
+    mantissa, coarser than the 0.01 std of the ring's modes), G's output layer (the samples) and D's output
+    layer (the logits the losses see). The hidden layers, where the FLOPs are, run in bf16.
+    """
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return F.linear(x.float(), self.weight, self.bias)
