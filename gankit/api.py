@@ -69,6 +69,6 @@ def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
         with atomic_path(out) as tmp:
             np.savez_compressed(tmp, samples=samples.numpy())
     elif exp.data.kind == "toy":
-        real = exp.data.x[: max(n, 2500)].float().cpu().numpy()
+        real = exp.data.real_batch(max(n, 2500)).cpu().numpy()
         viz.toy_scatter(samples.numpy(), real, out, f"{exp.cfg.name}: {n} samples at step {step}")
     return out

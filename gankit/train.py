@@ -196,7 +196,7 @@ class Trainer:
             import json
 
             fh.write(json.dumps({"step": self.step, "eval": results}) + "\n")
-        real = self.exp.data.x[: self.cfg.eval.n_samples].float().cpu().numpy()
+        real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()
         if self.exp.data.kind == "toy":
             snaps = [(step, np.load(path)["samples"]) for step, path in self.run.snapshots()]
             viz.toy_strip(snaps, real, self.run.samples / "strip.png", title=self.cfg.name)

@@ -1,4 +1,8 @@
-"""Data held as one tensor on the training device; batches are drawn there by random indices."""
+"""Data held as one tensor on the training device; batches are drawn there by random indices.
+
+Images are stored as uint8 NCHW (a quarter of the memory of float32; MNIST is 47 MB, CIFAR-10 150 MB) and
+converted per batch on the device to float in [-1, 1], the range of G's tanh output.
+"""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -8,13 +12,30 @@ import torch
 from torch import Tensor
 
 
+def to_unit_range(x: Tensor) -> Tensor:
+    """uint8 [0, 255] -> float [-1, 1]; float data passes through unchanged."""
+    return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
+
+
+def to_uint8(x: Tensor) -> Tensor:
+    """float [-1, 1] -> uint8 [0, 255], rounding to nearest (the inverse of to_unit_range up to rounding)."""
+    return ((x.float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+
+
 @dataclass
 class InMemoryData:
-    """A dataset that fits in device memory. ``info`` carries what metrics need (e.g. a toy mixture's means)."""
+    """A dataset that fits in device memory.
+
+    ``kind`` is "toy" (float points) or "image" (uint8 NCHW). ``labels`` are class indices when the data has
+    them. ``info`` carries what metrics and figures need (a toy mixture's means and std; class names).
+    ``hflip`` flips half of each image batch horizontally.
+    """
 
     x: Tensor
-    kind: str  # "toy" or "image": picks the metrics and figures
+    kind: str
     info: dict[str, Any] = field(default_factory=dict)
+    labels: Tensor | None = None
+    hflip: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -25,9 +46,18 @@ class InMemoryData:
 
     def to(self, device: torch.device) -> "InMemoryData":
         info = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.info.items()}
-        return InMemoryData(self.x.to(device), self.kind, info)
+        labels = self.labels.to(device) if self.labels is not None else None
+        return InMemoryData(self.x.to(device), self.kind, info, labels, self.hflip)
 
     def sample(self, batch_size: int) -> Tensor:
         # Sampling with replacement on the device: no DataLoader, no host round trip.
         idx = torch.randint(len(self), (batch_size,), device=self.x.device)
-        return self.x[idx]
+        batch = to_unit_range(self.x[idx])
+        if self.hflip:
+            flip = torch.rand(batch_size, 1, 1, 1, device=batch.device) < 0.5
+            batch = torch.where(flip, batch.flip(-1), batch)
+        return batch
+
+    def real_batch(self, n: int) -> Tensor:
+        """The first n examples in the model's range, for figures and metrics."""
+        return to_unit_range(self.x[:n])
