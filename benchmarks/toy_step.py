@@ -18,25 +18,28 @@ from gankit.train import Trainer
 
 RECIPE = ["loss=ns", "regularizers=[]", "model.z_dim=32", "train.batch_size=256", "train.n_critic=5",
           "model.generator.width=256", "model.generator.depth=3", "model.discriminator.width=256",
-          "model.discriminator.depth=3", "train.progress=false", "train.tensorboard=false", "train.device=cpu"]
+          "model.discriminator.depth=3", "train.progress=false", "train.tensorboard=false"]
 R1 = "regularizers=[{name: r1, weight: 1}]"
 GP = "regularizers=[{name: gp, weight: 10}]"
 
 
-def time_steps(step, n_steps: int, repeats: int) -> float:
-    """Median over repeats of the mean ms per call of ``step``, after a warm-up."""
+def time_steps(step, n_steps: int, repeats: int, device: torch.device) -> float:
+    """Median over repeats of the mean ms per call of ``step``, after a warm-up (CUDA: synchronised)."""
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(20):
         step()
     times = []
     for _ in range(repeats):
+        sync()
         t0 = time.perf_counter()
         for _ in range(n_steps):
             step()
+        sync()
         times.append((time.perf_counter() - t0) * 1000 / n_steps)
     return statistics.median(times)
 
 
-def plain_loop(data: torch.Tensor):
+def plain_loop(data: torch.Tensor, device: torch.device):
     """What a careful eager loop in a reference repo looks like: separate D forwards on real and fake,
     a fresh G forward per D step, unfused Adam, losses read with .item() every step."""
     torch.manual_seed(0)
@@ -45,23 +48,24 @@ def plain_loop(data: torch.Tensor):
         return nn.Sequential(nn.Linear(n_in, 256), nn.ReLU(), nn.Linear(256, 256), nn.ReLU(),
                              nn.Linear(256, 256), nn.ReLU(), nn.Linear(256, n_out))
 
-    G, D = mlp(32, 2), mlp(2, 1)
+    G, D = mlp(32, 2).to(device), mlp(2, 1).to(device)
+    data = data.to(device)
     opt_g = torch.optim.Adam(G.parameters(), 1e-3, betas=(0.5, 0.999), foreach=False)
     opt_d = torch.optim.Adam(D.parameters(), 1e-3, betas=(0.5, 0.999), foreach=False)
     bce = nn.BCEWithLogitsLoss()
-    ones, zeros = torch.ones(256, 1), torch.zeros(256, 1)
+    ones, zeros = torch.ones(256, 1, device=device), torch.zeros(256, 1, device=device)
     log = []
 
     def step():
         for _ in range(5):
-            real = data[torch.randint(len(data), (256,))]
-            fake = G(torch.randn(256, 32)).detach()
+            real = data[torch.randint(len(data), (256,), device=device)]
+            fake = G(torch.randn(256, 32, device=device)).detach()
             d_loss = bce(D(real), ones) + bce(D(fake), zeros)
             opt_d.zero_grad()
             d_loss.backward()
             opt_d.step()
             log.append(d_loss.item())
-        g_loss = bce(D(G(torch.randn(256, 32))), ones)
+        g_loss = bce(D(G(torch.randn(256, 32, device=device))), ones)
         opt_g.zero_grad()
         g_loss.backward()
         opt_g.step()
@@ -70,8 +74,8 @@ def plain_loop(data: torch.Tensor):
     return step
 
 
-def gankit_loop(extra: list[str]):
-    cfg = config.load(None, RECIPE + extra)
+def gankit_loop(extra: list[str], device: torch.device):
+    cfg = config.load(None, RECIPE + [f"train.device={device}"] + extra)
     import tempfile
     from pathlib import Path
 
@@ -92,25 +96,28 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=200)
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    device = torch.device(args.device)
     from gankit.data.toy import ring
 
     real = ring().x
     rows = [
-        ("plain eager loop (separate D forwards, .item() per step)", plain_loop(real)),
-        ("gankit engine, NS-GAN, fp32", gankit_loop(["train.precision=fp32"])),
-        ("gankit engine, NS-GAN, bf16 hidden layers", gankit_loop(["train.precision=bf16"])),
-        ("gankit engine, NS-GAN + R1 (every step), bf16", gankit_loop(["train.precision=bf16", R1])),
+        ("plain eager loop (separate D forwards, .item() per step)", plain_loop(real, device)),
+        ("gankit engine, NS-GAN, fp32", gankit_loop(["train.precision=fp32"], device)),
+        ("gankit engine, NS-GAN, bf16 hidden layers", gankit_loop(["train.precision=bf16"], device)),
+        ("gankit engine, NS-GAN + R1 (every step), bf16", gankit_loop(["train.precision=bf16", R1], device)),
         ("gankit engine, NS-GAN + R1 (lazy, every 4), bf16",
-         gankit_loop(["train.precision=bf16", "regularizers=[{name: r1, weight: 1, every: 4}]"])),
-        ("gankit engine, WGAN-GP, bf16", gankit_loop(["train.precision=bf16", "loss=wgan", GP])),
+         gankit_loop(["train.precision=bf16", "regularizers=[{name: r1, weight: 1, every: 4}]"], device)),
+        ("gankit engine, WGAN-GP, bf16", gankit_loop(["train.precision=bf16", "loss=wgan", GP], device)),
     ]
-    print(f"torch {torch.__version__}, {args.threads} threads, {args.steps} G steps x {args.repeats} repeats (median)")
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} threads"
+    print(f"torch {torch.__version__}, {where}, {args.steps} G steps x {args.repeats} repeats (median)")
     print(f"| {'variant':<58} | ms / G step |")
     print(f"|{'-' * 60}|{'-' * 13}|")
     for name, step in rows:
-        print(f"| {name:<58} | {time_steps(step, args.steps, args.repeats):11.2f} |", flush=True)
+        print(f"| {name:<58} | {time_steps(step, args.steps, args.repeats, device):11.2f} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -53,6 +53,13 @@ def test_resume_continues_to_more_steps(trained, tmp_path):
     assert json.loads(result.stdout)["step"] == 30
 
 
+def test_overrides_may_follow_options(tmp_path):
+    out = tmp_path / "run"
+    result = run_cli("train", "grid_gan", "--out", str(out), *TINY, "train.steps=3")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["step"] == 3 and json.loads(result.stdout)["n_modes"] == 25
+
+
 def test_list_names_every_registry_and_config():
     result = run_cli("list")
     assert result.returncode == 0
