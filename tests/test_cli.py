@@ -71,7 +71,7 @@ def test_list_names_every_registry_and_config():
     (["train", "nope"], ["unknown config 'nope'", "ring_gan_r1"]),
     (["train", "loss=nope"], ["unknown loss 'nope'", "hinge"]),
     (["train", "regularizers=[{name: r9}]"], ["unknown regularizer 'r9'", "dragan"]),
-    (["train", "data=moons"], ["unknown dataset 'moons'", "grid, ring"]),
+    (["train", "data=moons"], ["unknown dataset 'moons'", "grid", "ring"]),
     (["train", "model.generator.name=big"], ["unknown model 'big'"]),
     (["train", "train.stepz=3"], ["unknown config key train.stepz"]),
     (["train", "train.batch_size=x"], ["train.batch_size must be an integer"]),
