@@ -35,6 +35,10 @@ from gankit.registry import AT_LEAST_ONE, DATASETS
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".webp", ".bmp")
 CACHE_VERSION = 1
 Crop = Annotated[int, AT_LEAST_ONE] | None
+ORIENTATION = 0x0112  # the EXIF tag
+T = Image.Transpose
+TRANSPOSE = {2: T.FLIP_LEFT_RIGHT, 3: T.ROTATE_180, 4: T.FLIP_TOP_BOTTOM, 5: T.TRANSPOSE, 6: T.ROTATE_270,
+             7: T.TRANSVERSE, 8: T.ROTATE_90}
 FileEntry = tuple[str, int, int]  # path relative to the folder (with /), size, mtime in ns
 
 
@@ -83,14 +87,20 @@ def decode_image_file(path: str, resolution: int, channels: int, crop: int | Non
         if img.format == "JPEG":  # decode at a reduced scale (DCT scaling) when that still leaves enough pixels
             factor = resolution / side
             img.draft(mode, (math.ceil(w * factor), math.ceil(h * factor)))
+        orientation = img.getexif().get(ORIENTATION, 1)
         if img.mode == "P":
             img = img.convert("RGBA")  # palette transparency, without Pillow's warning
+        elif img.mode.startswith("I") or img.mode == "F":  # 16/32-bit grayscale: Pillow's convert would clip
+            a = np.asarray(img, dtype=np.float64)
+            img = Image.fromarray((a / 257 if a.max() > 255 else a).round().clip(0, 255).astype(np.uint8), "L")
         img = img.convert(mode)
-        sx, sy = img.size[0] / w, img.size[1] / h  # the draft scale
+        if orientation in TRANSPOSE:  # camera rotation (EXIF), as image viewers show it
+            img = img.transpose(TRANSPOSE[orientation])
         if crop:
-            cw, ch = side * sx, side * sy
-            left, top = (img.size[0] - cw) / 2, (img.size[1] - ch) / 2
-            img = img.crop((round(left), round(top), round(left + cw), round(top + ch)))
+            scale = min(img.size) / min(w, h)  # the draft scale
+            c = min(crop * scale, *img.size)
+            left, top = (img.size[0] - c) / 2, (img.size[1] - c) / 2
+            img = img.crop((round(left), round(top), round(left + c), round(top + c)))
         cw, ch = img.size
         s = resolution / min(cw, ch)
         size = (max(resolution, round(cw * s)), max(resolution, round(ch * s)))
@@ -99,7 +109,7 @@ def decode_image_file(path: str, resolution: int, channels: int, crop: int | Non
         left, top = (size[0] - resolution) // 2, (size[1] - resolution) // 2
         img = img.crop((left, top, left + resolution, top + resolution))
         arr = np.asarray(img, dtype=np.uint8)
-    return arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1)
+    return np.ascontiguousarray(arr[None] if arr.ndim == 2 else arr.transpose(2, 0, 1))  # writable, CHW
 
 
 def _short(exc: BaseException) -> str:
