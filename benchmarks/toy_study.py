@@ -77,7 +77,7 @@ def main() -> None:
              (args.only is None or n.startswith(args.only))]
     with ThreadPoolExecutor(args.jobs) as pool:
         results = list(pool.map(lambda n: train_one(n, args.out, args.overrides), names))
-    print(f"| config | modes | high-quality fraction | reverse KL | wall s |")
+    print("| config | modes | high-quality fraction | reverse KL | wall s |")
     print("|---|---|---|---|---|")
     for name, r, seconds in results:
         if "error" in r:

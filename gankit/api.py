@@ -55,20 +55,53 @@ def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str
 
 
 def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
-    """Write n samples as .npz (array 'samples') or as a .png figure."""
+    """Write n samples. Toy runs: ``.npz`` (float array 'samples') or a ``.png`` scatter plot. Image runs:
+    ``.npz`` (uint8 NCHW array 'samples'), a ``.png`` grid, or a folder (no suffix) of one PNG per sample."""
     from gankit import viz
+    from gankit.data.base import to_uint8
 
     suffix = out.suffix.lower()
-    if suffix not in (".npz", ".png"):
-        raise GankitError(f"--out {out}: unsupported file type '{suffix or 'none'}'; use .npz or .png")
-    if out.is_dir():
+    if suffix not in (".npz", ".png", ""):
+        raise GankitError(f"--out {out}: unsupported file type '{suffix}'; use .npz, .png or a folder name")
+    if suffix and out.is_dir():
         raise GankitError(f"--out {out} is a directory; give a file name ending in .npz or .png")
     exp, step = load_trained(run_dir)
+    if not suffix and exp.data.kind == "toy":
+        raise GankitError(f"--out {out}: a toy run writes .npz or .png, not a folder of images")
+    if not suffix and out.exists() and any(out.iterdir()):
+        raise GankitError(f"--out {out} is a folder that is not empty")
     samples = sample(exp, n, seed)
+    if exp.data.kind == "image":
+        samples = to_uint8(samples)
     if suffix == ".npz":
         with atomic_path(out) as tmp:
             np.savez_compressed(tmp, samples=samples.numpy())
-    elif exp.data.kind == "toy":
+    elif suffix == ".png" and exp.data.kind == "toy":
         real = exp.data.real_batch(max(n, 2500)).cpu().numpy()
         viz.toy_scatter(samples.numpy(), real, out, f"{exp.cfg.name}: {n} samples at step {step}")
+    elif suffix == ".png":
+        viz.save_png(viz.image_grid(samples.float() / 127.5 - 1), out)
+    else:
+        write_image_folder(samples, out)
     return out
+
+
+def write_image_folder(images: torch.Tensor, out: Path) -> None:
+    """One PNG per image, written into a temporary folder that is renamed into place when complete."""
+    import shutil
+    import tempfile
+
+    from gankit import viz
+
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
+    try:
+        width = len(str(len(images) - 1))
+        for i, image in enumerate(images):
+            viz.save_png(image, tmp / f"{i:0{width}d}.png")
+        if out.exists():
+            out.rmdir()  # empty, checked above
+        tmp.rename(out)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

@@ -80,6 +80,9 @@ class TrainConfig:
     log_every: int = 50  # read the on-device loss sums every N G steps
     checkpoint_every: int = 500
     snapshot_steps: list[int] = field(default_factory=lambda: [200, 400, 600, 800])  # plus the last step
+    sample_every: int = 0  # also snapshot every N G steps (0: only at snapshot_steps); image runs: a grid PNG
+    channels_last: bool = True  # NHWC memory format for image models (faster convolutions); ignored for 2-D data
+    compile: bool = False  # torch.compile the forward passes (penalties keep the eager D: no double backward)
     ema: EMAConfig = field(default_factory=EMAConfig)
     tensorboard: bool = True
     progress: bool = True
@@ -87,7 +90,8 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    n_samples: int = 2500
+    n_samples: int = 2500  # samples for the final metrics (toy) and the toy snapshots
+    grid_size: int = 64  # images in a sample grid
 
 
 @dataclass
@@ -120,6 +124,8 @@ _RANGES: list[tuple[str, str, Any]] = [
     ("train.ema.decay", "in [0, 1)", lambda v: 0 <= v < 1),
     ("train.ema.start", ">= 0", lambda v: v >= 0),
     ("eval.n_samples", ">= 2", lambda v: v >= 2),
+    ("eval.grid_size", ">= 1", lambda v: v >= 1),
+    ("train.sample_every", ">= 0", lambda v: v >= 0),
 ]
 
 

@@ -12,6 +12,7 @@ from torch import nn
 
 from gankit.config import Config
 from gankit.data import InMemoryData
+from gankit.data.stream import StreamingImageData
 from gankit.errors import ConfigError
 from gankit.optim import EMA, linear_decay
 from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, load_builtins
@@ -30,6 +31,9 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+Dataset = InMemoryData | StreamingImageData
+
+
 def native_bf16(device: torch.device) -> bool:
     if device.type == "cuda":
         return torch.cuda.is_bf16_supported()
@@ -45,7 +49,7 @@ def resolve_precision(name: str, device: torch.device) -> torch.dtype:
     return torch.bfloat16 if name == "bf16" else torch.float32
 
 
-def build_data(cfg: Config, device: torch.device) -> InMemoryData:
+def build_data(cfg: Config, device: torch.device) -> Dataset:
     return DATASETS.build(cfg.data, "data").to(device)
 
 
@@ -65,6 +69,11 @@ class Experiment:
         self.cfg = cfg
         self.device = resolve_device(cfg.train.device)
         self.compute_dtype = resolve_precision(cfg.train.precision, self.device)
+        if self.device.type == "cuda":
+            # TF32 for fp32 matmuls/convs (fp32 runs only) and cuDNN autotuning: every batch has the same shape.
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+            torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.train.seed)  # model initialisation and the training noise both follow the seed
         self.data = build_data(cfg, self.device)
         self.generator = build_generator(cfg, self.data.shape, self.device)
@@ -86,6 +95,16 @@ class Experiment:
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         self.joint_forward = not has_batch_norm(self.discriminator)
+        self.channels_last = cfg.train.channels_last and len(self.data.shape) == 3
+        if self.channels_last:
+            for model in (self.generator, self.discriminator):
+                model.to(memory_format=torch.channels_last)
+        # The training forwards; penalties call the eager D (a compiled graph has no double backward).
+        self.g_forward: nn.Module = self.generator
+        self.d_forward: nn.Module = self.discriminator
+        if cfg.train.compile:
+            self.g_forward = torch.compile(self.generator)
+            self.d_forward = torch.compile(self.discriminator)
 
     def autocast(self) -> torch.autocast:
         """The region in which forward passes run: bf16 autocast when the precision says so."""

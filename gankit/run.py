@@ -39,8 +39,14 @@ class RunDir:
     def snapshot(self, step: int) -> Path:
         return self.samples / f"step_{step:06d}.npz"
 
+    def grid(self, step: int) -> Path:
+        return self.samples / f"step_{step:06d}.png"
+
     def snapshots(self) -> list[tuple[int, Path]]:
         return sorted((int(p.stem.split("_")[1]), p) for p in self.samples.glob("step_*.npz"))
+
+    def grids(self) -> list[tuple[int, Path]]:
+        return sorted((int(p.stem.split("_")[1]), p) for p in self.samples.glob("step_*.png"))
 
     def holds_run(self) -> bool:
         return self.config.exists() or self.checkpoint.exists()

@@ -76,7 +76,7 @@ class Trainer:
         return x
 
     def _critic_pair(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
-        D = self.exp.discriminator
+        D = self.exp.d_forward
         if self.exp.joint_forward:
             out = D(torch.cat([real, fake]))
             return out[: len(real)], out[len(real):]
@@ -85,8 +85,10 @@ class Trainer:
     def d_step(self, d_index: int) -> dict[str, Tensor]:
         exp = self.exp
         real = exp.data.sample(self.batch_size)
+        if exp.channels_last:
+            real = real.contiguous(memory_format=torch.channels_last)
         with torch.no_grad(), exp.autocast():
-            fake = exp.generator(self._noise(self.batch_size)).float()
+            fake = exp.g_forward(self._noise(self.batch_size)).float()
         real, fake = self._perturb(real), self._perturb(fake)
         with exp.autocast():
             real_out, fake_out = self._critic_pair(real, fake)
@@ -111,8 +113,8 @@ class Trainer:
         exp = self.exp
         exp.discriminator.requires_grad_(False)  # G's backward needs no gradients for D's weights
         with exp.autocast():
-            fake = self._perturb(exp.generator(self._noise(self.batch_size)).float())
-            fake_out = exp.discriminator(fake)
+            fake = self._perturb(exp.g_forward(self._noise(self.batch_size)).float())
+            fake_out = exp.d_forward(fake)
         loss = exp.loss.g_loss(fake_out.float())
         exp.opt_g.zero_grad(set_to_none=True)
         loss.backward()
@@ -129,6 +131,7 @@ class Trainer:
         t = self.cfg.train
         exp = self.exp
         tracker = LossTracker(self.run.metrics, self.run.tensorboard if t.tensorboard else None, self.step, exp.device)
+        self.tracker = tracker
         snapshot_steps = set(t.snapshot_steps) | {t.steps}
         bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress, desc=self.cfg.name,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
@@ -147,15 +150,15 @@ class Trainer:
                 checkpoint_due = self.step % t.checkpoint_every == 0 or self.step == t.steps
                 if self.step % t.log_every == 0 or checkpoint_due:
                     self._flush(tracker, bar)
-                if self.step in snapshot_steps:
+                if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
                     self.snapshot()
                 if checkpoint_due:
                     self.save_checkpoint()
+            bar.close()
+            return self.finish(tracker)
         finally:
             bar.close()
             tracker.close()
-        results = self.finish(tracker)
-        return results
 
     def _flush(self, tracker: LossTracker, bar: tqdm) -> None:
         lrs = {"lr_g": self.exp.opt_g.param_groups[0]["lr"], "lr_d": self.exp.opt_d.param_groups[0]["lr"]}
@@ -178,8 +181,22 @@ class Trainer:
         sampler.train(was_training)
         return out
 
+    def _eval_samples(self) -> Tensor:
+        if self.exp.data.kind == "toy":
+            return self.sample()
+        chunks = [self.sample(z) for z in self.fixed_z[: self.cfg.eval.n_samples].split(256)]
+        return torch.cat(chunks)
+
     def snapshot(self) -> None:
-        save_snapshot(self.run.snapshot(self.step), self.sample())
+        """Samples from the fixed latents: an .npz of points for toy data, a PNG grid for images."""
+        if self.exp.data.kind == "toy":
+            save_snapshot(self.run.snapshot(self.step), self.sample())
+            return
+        grid = viz.image_grid(self.sample(self.fixed_z[: self.cfg.eval.grid_size]))
+        viz.save_png(grid, self.run.grid(self.step))
+        writer = getattr(self, "tracker", None) and self.tracker.writer
+        if writer is not None:
+            writer.add_image("samples", grid, self.step)
 
     def save_checkpoint(self) -> None:
         rng = {"cpu": torch.get_rng_state()}
@@ -190,16 +207,15 @@ class Trainer:
 
     def finish(self, tracker: LossTracker) -> dict[str, Any]:
         """Final evaluation and figures: eval.json, samples/strip.png, loss.png."""
-        results = evaluate(self.exp, self.step, self.sample())
+        results = evaluate(self.exp, self.step, self._eval_samples())
         write_json(self.run.eval, results)
-        with open(self.run.metrics, "a") as fh:
-            import json
-
-            fh.write(json.dumps({"step": self.step, "eval": results}) + "\n")
-        real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()
+        tracker.log_eval(self.step, results)
         if self.exp.data.kind == "toy":
+            real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()
             snaps = [(step, np.load(path)["samples"]) for step, path in self.run.snapshots()]
             viz.toy_strip(snaps, real, self.run.samples / "strip.png", title=self.cfg.name)
+        else:
+            viz.progress_gif([path for _, path in self.run.grids()], self.run.samples / "progress.gif")
         viz.loss_curves(self.run.metrics, self.run.root / "loss.png", title=self.cfg.name)
         return results
 
@@ -212,7 +228,22 @@ def evaluate(exp: Experiment, step: int, samples: Tensor) -> dict[str, Any]:
                               "n_samples": len(samples), "precision": str(exp.compute_dtype).removeprefix("torch.")}
     if exp.data.kind == "toy":
         result.update(toy_metrics(samples, exp.data.info["means"], exp.data.info["std"]))
+    else:
+        result.update(pixel_statistics(samples, exp.data.real_batch(len(samples))))
     return result
+
+
+def pixel_statistics(fake: Tensor, real: Tensor) -> dict[str, Any]:
+    """Per-channel mean and std of generated and real images in [-1, 1]: a first check that samples left the
+    noise and approach the data (Inception metrics are the evaluation issue's)."""
+    fake, real = fake.float().cpu(), real.float().cpu()
+    dims = (0, 2, 3)
+    return {
+        "pixel_mean": [round(v, 4) for v in fake.mean(dims).tolist()],
+        "pixel_std": [round(v, 4) for v in fake.std(dims).tolist()],
+        "data_pixel_mean": [round(v, 4) for v in real.mean(dims).tolist()],
+        "data_pixel_std": [round(v, 4) for v in real.std(dims).tolist()],
+    }
 
 
 def train(config: str | None = None, overrides: list[str] | None = None, out_dir: Path | None = None,

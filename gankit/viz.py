@@ -75,3 +75,39 @@ def loss_curves(metrics_path: Path, path: Path, title: str = "") -> None:
     if title:
         ax.set_title(title, fontsize=10)
     _save(fig, path)
+
+
+def image_grid(images: "torch.Tensor", nrow: int | None = None) -> "torch.Tensor":
+    """A [3, H, W] uint8 grid of images in [-1, 1] (torchvision's make_grid), square by default."""
+    import math
+
+    import torch
+    from torchvision.utils import make_grid
+
+    from gankit.data.base import to_uint8
+
+    images = images.detach().float().cpu()
+    nrow = nrow or max(1, math.ceil(math.sqrt(len(images))))
+    grid = make_grid(images, nrow=nrow, padding=2, pad_value=1.0)
+    return to_uint8(grid).to(torch.uint8)
+
+
+def save_png(grid: "torch.Tensor", path: Path) -> None:
+    from PIL import Image
+
+    array = grid.permute(1, 2, 0).numpy()
+    image = Image.fromarray(array[:, :, 0] if array.shape[2] == 1 else array)
+    with atomic_path(path) as tmp:
+        image.save(tmp, format="PNG")
+
+
+def progress_gif(paths: list[Path], path: Path, ms_per_frame: int = 400) -> None:
+    """An animated GIF of the sample grids in training order (the last frame held longer)."""
+    from PIL import Image
+
+    if not paths:
+        return
+    frames = [Image.open(p).convert("RGB") for p in paths]
+    durations = [ms_per_frame] * (len(frames) - 1) + [ms_per_frame * 5]
+    with atomic_path(path) as tmp:
+        frames[0].save(tmp, format="GIF", save_all=True, append_images=frames[1:], duration=durations, loop=0)

@@ -290,3 +290,11 @@ def cifar10(*, split: Split = "train", resolution: Resolution = 32, channels: Li
     x, y, classes = load_cifar10(split=split, root=root, download=download, limit=limit)
     return native_images(x, y, classes, resolution=resolution, channels=channels, hflip=hflip,
                          max_memory_mb=max_memory_mb, workers=workers)
+
+
+@DATASETS.register("noise_images", "uniform random uint8 images of any shape: for speed benchmarks and tests")
+def noise_images(*, n: Annotated[int, AT_LEAST_ONE] = 10_000, channels: Literal[1, 3] = 3,
+                 resolution: Resolution = 32, seed: int = 0) -> InMemoryData:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randint(0, 256, (n, channels, resolution, resolution), generator=gen, dtype=torch.uint8)
+    return InMemoryData(x, "image", {"classes": None})

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
+from gankit.models.layers import FP32Conv2d, FP32ConvTranspose2d
 from gankit.registry import AT_LEAST_ONE, MODELS
 
 Role = Literal["generator", "discriminator"]
@@ -38,23 +37,6 @@ RESOLUTIONS: dict[int, tuple[int, tuple[int, ...]]] = {
 }
 CHANNELS = (1, 3)
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU}
-
-
-class FP32Conv2d(nn.Conv2d):
-    """A convolution that always computes in fp32, also inside a bf16 autocast region (D's logits)."""
-
-    def forward(self, x: Tensor) -> Tensor:
-        with torch.autocast(x.device.type, enabled=False):
-            return self._conv_forward(x.float(), self.weight, self.bias)
-
-
-class FP32ConvTranspose2d(nn.ConvTranspose2d):
-    """A transposed convolution that always computes in fp32, also inside a bf16 autocast region (G's samples)."""
-
-    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
-        with torch.autocast(x.device.type, enabled=False):
-            return F.conv_transpose2d(x.float(), self.weight, self.bias, self.stride, self.padding,
-                                      self.output_padding, self.groups, self.dilation)
 
 
 def check_data_shape(data_shape: tuple[int, ...]) -> tuple[int, int]:

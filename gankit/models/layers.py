@@ -17,3 +17,20 @@ class FP32Linear(nn.Linear):
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast(x.device.type, enabled=False):
             return F.linear(x.float(), self.weight, self.bias)
+
+
+class FP32Conv2d(nn.Conv2d):
+    """A convolution that always computes in fp32, also inside a bf16 autocast region (D's logits)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        with torch.autocast(x.device.type, enabled=False):
+            return self._conv_forward(x.float(), self.weight, self.bias)
+
+
+class FP32ConvTranspose2d(nn.ConvTranspose2d):
+    """A transposed convolution that always computes in fp32, also inside a bf16 autocast region (G's samples)."""
+
+    def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
+        with torch.autocast(x.device.type, enabled=False):
+            return F.conv_transpose2d(x.float(), self.weight, self.bias, self.stride, self.padding,
+                                      self.output_padding, self.groups, self.dilation)

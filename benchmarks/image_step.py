@@ -1,0 +1,153 @@
+"""ms per generator step and peak GPU memory for the CIFAR-10 DCGAN recipe and its WGAN-GP variant.
+
+Recipe (issue 4, the reference repos' CIFAR-10 settings): DCGAN G and D, base width 256, multipliers 4-2-1,
+z 128, batch 512, 5 D steps per G step, Adam. Data: CIFAR-10-shaped uint8 noise held on the device (the speed
+of a step does not depend on the pixels). Run on a GPU:
+
+    python benchmarks/image_step.py [--width 256] [--steps 30] [--device cuda]
+
+On CPU, use a smaller width, e.g. --width 32 --batch 64 --device cpu.
+"""
+from __future__ import annotations
+
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from gankit import config
+from gankit.train import Trainer
+
+
+def recipe(width: int, batch: int, device: str) -> list[str]:
+    return [
+        "data={name: noise_images, n: 50000}", "model.z_dim=128",
+        f"model.generator={{name: dcgan, width: {width}, multipliers: [4, 2, 1]}}",
+        f"model.discriminator={{name: dcgan, width: {width}, multipliers: [4, 2, 1]}}",
+        f"train.batch_size={batch}", "train.n_critic=5", "train.progress=false", "train.tensorboard=false",
+        f"train.device={device}", "optim.generator={name: adam, lr: 8.0e-4}",
+        "optim.discriminator={name: adam, lr: 8.0e-4}",
+    ]
+
+
+METHODS = {
+    "DCGAN": ["loss=ns", "regularizers=[]"],
+    "WGAN-GP": ["loss=wgan", "regularizers=[{name: gp, weight: 10}]", "model.discriminator.batch_norm=false"],
+}
+VARIANTS = {
+    "fp32": ["train.precision=fp32"],
+    "fp32 + channels_last": ["train.precision=fp32", "train.channels_last=true"],
+    "bf16": ["train.precision=bf16"],
+    "bf16 + channels_last": ["train.precision=bf16", "train.channels_last=true"],
+    "bf16 + compile": ["train.precision=bf16", "train.compile=true"],
+}
+
+
+def gankit_step(overrides: list[str]):
+    trainer = Trainer.start(config.load(None, overrides), Path(tempfile.mkdtemp()) / "run")
+
+    def step():
+        for i in range(trainer.n_critic):
+            trainer.d_step(trainer.step * trainer.n_critic + i)
+        trainer.g_step()
+        trainer.step += 1
+
+    return step
+
+
+def plain_step(width: int, batch: int, device: torch.device, gp: bool):
+    """A reference-style eager loop: fp32, unfused Adam, separate D forwards, .item() every step."""
+    from gankit.registry import MODELS, load_builtins
+
+    load_builtins()
+    shape = (3, 32, 32)
+    spec = {"name": "dcgan", "width": width, "multipliers": [4, 2, 1]}
+    G = MODELS.build(spec, "g", "generator", shape, 128).to(device)
+    D = MODELS.build({**spec, "batch_norm": not gp}, "d", "discriminator", shape, 128).to(device)
+    opt_g = torch.optim.Adam(G.parameters(), 8e-4, betas=(0.5, 0.999), foreach=False)
+    opt_d = torch.optim.Adam(D.parameters(), 8e-4, betas=(0.5, 0.999), foreach=False)
+    data = torch.randint(0, 256, (50_000, *shape), dtype=torch.uint8)  # on the host, as a Dataset would be
+    log = []
+
+    def step():
+        for _ in range(5):
+            real = (data[torch.randint(len(data), (batch,))].float() / 127.5 - 1).to(device)
+            fake = G(torch.randn(batch, 128, device=device)).detach()
+            if gp:
+                a = torch.rand(batch, 1, 1, 1, device=device)
+                x = (a * real + (1 - a) * fake).requires_grad_(True)
+                (g,) = torch.autograd.grad(D(x).sum(), x, create_graph=True)
+                loss = D(fake).mean() - D(real).mean() + 10 * ((g.flatten(1).norm(dim=1) - 1) ** 2).mean()
+            else:
+                loss = F.softplus(-D(real)).mean() + F.softplus(D(fake)).mean()
+            opt_d.zero_grad()
+            loss.backward()
+            opt_d.step()
+            log.append(loss.item())
+        out = D(G(torch.randn(batch, 128, device=device)))
+        g_loss = -out.mean() if gp else F.softplus(-out).mean()
+        opt_g.zero_grad()
+        g_loss.backward()
+        opt_g.step()
+        log.append(g_loss.item())
+
+    return step
+
+
+def measure(step, steps: int, device: torch.device) -> tuple[float, float]:
+    sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
+    for _ in range(5):
+        step()
+    sync()
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    times = []
+    for _ in range(3):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            step()
+        sync()
+        times.append((time.perf_counter() - t0) * 1000 / steps)
+    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
+    return statistics.median(times), peak
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=512)
+    parser.add_argument("--steps", type=int, default=30)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    parser.add_argument("--no-plain", action="store_true")
+    args = parser.parse_args()
+    device = torch.device(args.device)
+    torch.backends.cuda.matmul.allow_tf32 = True
+    torch.backends.cudnn.allow_tf32 = True
+    torch.backends.cudnn.benchmark = True
+    where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
+    print(f"torch {torch.__version__}, {where}; width {args.width}, batch {args.batch}, 5 D steps per G step; "
+          f"median of 3 x {args.steps} G steps")
+    print("| method | variant | ms / G step | peak GPU memory (GiB) |")
+    print("|---|---|---|---|")
+    for method, extra in METHODS.items():
+        if not args.no_plain:
+            ms, peak = measure(plain_step(args.width, args.batch, device, method == "WGAN-GP"), args.steps, device)
+            print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |", flush=True)
+        for name in args.variants.split(","):
+            try:
+                step = gankit_step(recipe(args.width, args.batch, args.device) + extra + VARIANTS[name])
+                ms, peak = measure(step, args.steps, device)
+                print(f"| {method} | gankit, {name} | {ms:.1f} | {peak:.2f} |", flush=True)
+            except Exception as exc:  # a variant that fails (e.g. compile) is reported, not fatal
+                print(f"| {method} | gankit, {name} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} | |")
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+
+
+if __name__ == "__main__":
+    main()
