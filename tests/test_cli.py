@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from tests.conftest import FAST, assert_user_error, run_cli
+from gankit_testing import FAST, assert_user_error, run_cli
 
 TINY = FAST + ["train.steps=20", "train.checkpoint_every=10"]
 

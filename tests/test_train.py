@@ -8,7 +8,7 @@ from gankit import config
 from gankit.errors import GankitError, TrainingDiverged
 from gankit.run import RunDir, load_checkpoint
 from gankit.train import Trainer
-from tests.conftest import FAST
+from gankit_testing import FAST
 
 
 def start(tmp_path, *overrides, name="run"):

@@ -1,0 +1,32 @@
+"""Helpers shared by the tests. (Not named tests.*: torch-fidelity installs a top-level package `tests`.)"""
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+torch.set_num_threads(2)
+ROOT = Path(__file__).resolve().parents[1]
+SHARED_DATA = ROOT.parent / "shared" / "data"
+
+# Short runs for tests: no progress bar, no TensorBoard writer, few steps.
+FAST = ["train.progress=false", "train.tensorboard=false", "train.log_every=10", "model.generator.width=64",
+        "model.discriminator.width=64", "model.generator.depth=2", "model.discriminator.depth=2",
+        "data.n=5000", "eval.n_samples=500", "train.batch_size=64", "train.snapshot_steps=[5]"]
+
+
+def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    return subprocess.run([sys.executable, "-m", "gankit", *args], capture_output=True, text=True, cwd=cwd,
+                          env=env, timeout=300)
+
+
+def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
+    """Exit status 2, exactly one line on stderr, no traceback, and the line names what is wrong."""
+    assert result.returncode == 2, (result.returncode, result.stderr)
+    lines = [ln for ln in result.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, result.stderr
+    assert "Traceback" not in result.stderr
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])

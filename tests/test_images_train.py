@@ -1,0 +1,82 @@
+"""Image GANs through the one engine: every shipped config takes a step, and a short run learns."""
+import json
+import shutil
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gankit import config
+from gankit.train import Trainer
+from gankit_testing import SHARED_DATA, run_cli
+
+QUIET = ["train.progress=false", "train.tensorboard=false"]
+SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64)}
+
+
+@pytest.mark.parametrize("name", [n for n in config.shipped_configs() if n.split("_")[0] in
+                                  ("mnist", "fashion", "cifar10", "celeba")])
+def test_every_image_config_trains_a_step(tmp_path, name):
+    """The shipped networks, losses and regularizers, on noise images of the config's own shape."""
+    cfg = config.load(name)
+    channels, resolution = SHAPES[cfg.data["name"]]
+    overrides = QUIET + [f"data={{name: noise_images, n: 16, channels: {channels}, resolution: {resolution}}}",
+                         "train.steps=1", "train.batch_size=4", "eval.n_samples=8", "eval.grid_size=4",
+                         "train.sample_every=0", "model.generator.width=16", "model.discriminator.width=16"]
+    trainer = Trainer.start(config.load(name, overrides), tmp_path / "run")
+    results = trainer.fit()
+    assert len(results["pixel_mean"]) == channels
+    assert (tmp_path / "run" / "samples" / "progress.gif").is_file()
+
+
+def blob_images(folder, n=256, size=28):
+    """Dark images with one bright square at a random place: an easy distribution with a known mean and std."""
+    rng = np.random.default_rng(0)
+    folder.mkdir()
+    for i in range(n):
+        img = np.zeros((size, size), np.uint8)
+        x, y = rng.integers(4, size - 12, 2)
+        img[y:y + 8, x:x + 8] = 255
+        Image.fromarray(img).save(folder / f"{i:03d}.png")
+
+
+def test_dcgan_samples_move_from_noise_toward_the_data(tmp_path):
+    blob_images(tmp_path / "blobs")
+    overrides = QUIET + [
+        f"data={{name: image_folder, path: {tmp_path / 'blobs'}, resolution: 28, channels: 1, root: {tmp_path}}}",
+        "model.z_dim=32", "model.generator={name: dcgan, width: 16}", "model.discriminator={name: dcgan, width: 16}",
+        "regularizers=[]", "optim.generator={name: adam, lr: 2.0e-3, betas: [0.5, 0.999]}",
+        "optim.discriminator={name: adam, lr: 2.0e-3, betas: [0.5, 0.999]}", "train.batch_size=64",
+        "eval.n_samples=256", "train.seed=0", "train.sample_every=50",
+    ]
+    untrained = Trainer.start(config.load(None, overrides + ["train.steps=1"]), tmp_path / "r0").fit()
+    trained = Trainer.start(config.load(None, overrides + ["train.steps=150"]), tmp_path / "r1").fit()
+    data_mean, data_std = trained["data_pixel_mean"][0], trained["data_pixel_std"][0]
+    assert abs(trained["pixel_mean"][0] - data_mean) < 0.5 * abs(untrained["pixel_mean"][0] - data_mean), (untrained, trained)
+    assert abs(trained["pixel_std"][0] - data_std) < 0.5 * abs(untrained["pixel_std"][0] - data_std), (untrained, trained)
+    frames = Image.open(tmp_path / "r1" / "samples" / "progress.gif")
+    assert frames.n_frames >= 2
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist is absent")
+def test_mnist_end_to_end_through_the_command_line(tmp_path):
+    raw = tmp_path / "data" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for f in (SHARED_DATA / "mnist").glob("*.gz"):
+        shutil.copy(f, raw / f.name)
+    out = tmp_path / "run"
+    result = run_cli("train", "mnist_dcgan", "--out", str(out), *QUIET, f"data.root={tmp_path / 'data'}",
+                     "data.limit=3000", "model.generator.width=16", "model.discriminator.width=16",
+                     "train.steps=60", "train.sample_every=30", "eval.n_samples=500", "train.batch_size=64")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["data_pixel_mean"][0] < -0.6  # MNIST is mostly black
+    assert (out / "samples" / "step_000030.png").is_file() and (out / "samples" / "progress.gif").is_file()
+    assert run_cli("sample", str(out), "-n", "9", "--out", str(tmp_path / "grid.png")).returncode == 0
+    assert run_cli("sample", str(out), "-n", "7", "--out", str(tmp_path / "s.npz")).returncode == 0
+    samples = np.load(tmp_path / "s.npz")["samples"]
+    assert samples.shape == (7, 1, 28, 28) and samples.dtype == np.uint8
+    assert run_cli("sample", str(out), "-n", "3", "--out", str(tmp_path / "pngs")).returncode == 0
+    assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0.png", "1.png", "2.png"]
+    with Image.open(tmp_path / "pngs" / "0.png") as im:
+        assert im.size == (28, 28)
