@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from pathlib import Path
 from typing import NoReturn
 
@@ -112,7 +113,12 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _one_line_warning(message, category, filename, lineno, line=None) -> str:  # noqa: ANN001
+    return f"gankit: warning: {message}\n"
+
+
 def main(argv: list[str] | None = None) -> int:
+    warnings.formatwarning = _one_line_warning  # e.g. "skipped 3 unreadable images": one line, no source line
     parser = build_parser()
     # parse_known_args, so that `train CONFIG --out DIR KEY=VALUE` may put overrides after an option too.
     args, extra = parser.parse_known_args(argv)

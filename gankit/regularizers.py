@@ -44,12 +44,18 @@ def input_gradient(critic: Critic, x: Tensor) -> Tensor:
     with torch.autocast(x.device.type, enabled=False):
         out = critic(x)
     (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
-    return grad.flatten(1)
+    return grad
+
+
+def squared_norm(grad: Tensor) -> Tensor:
+    """Per-sample squared Euclidean norm over all but the batch dimension (no flatten: a channels_last gradient
+    would need a copy)."""
+    return grad.square().sum(dim=tuple(range(1, grad.dim())))
 
 
 def grad_norm(grad: Tensor, eps: float = 1e-12) -> Tensor:
     """Per-sample Euclidean norm; eps keeps its gradient finite where the gradient itself is zero."""
-    return (grad.square().sum(dim=1) + eps).sqrt()
+    return (squared_norm(grad) + eps).sqrt()
 
 
 def batch_uniform(x: Tensor) -> Tensor:
@@ -85,14 +91,14 @@ class R1(Regularizer):
     """Mescheder et al. 2018: 1/2 E_real ||grad_x D(x)||^2, so weight * P = gamma/2 E||grad D||^2."""
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        return 0.5 * input_gradient(ctx.critic, ctx.real).square().sum(dim=1).mean()
+        return 0.5 * squared_norm(input_gradient(ctx.critic, ctx.real)).mean()
 
 
 class R2(Regularizer):
     """Mescheder et al. 2018: the same penalty at generated samples."""
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        return 0.5 * input_gradient(ctx.critic, ctx.fake).square().sum(dim=1).mean()
+        return 0.5 * squared_norm(input_gradient(ctx.critic, ctx.fake)).mean()
 
 
 class GradientPenalty(Regularizer):
