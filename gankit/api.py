@@ -12,17 +12,18 @@ from gankit.errors import GankitError
 from gankit.experiment import Experiment
 from gankit.io import atomic_path
 from gankit.run import RunDir, load_checkpoint
-from gankit.train import evaluate, train
+from gankit.evaluation import evaluate
+from gankit.train import train
 
 __all__ = ["train", "load_trained", "sample", "evaluate_run", "write_samples"]
 
 
-def load_trained(run_dir: Path, device: str = "auto") -> tuple[Experiment, int]:
-    """Rebuild a run from its config.yaml and load its last checkpoint (on ``device``)."""
+def load_trained(run_dir: Path, device: str = "auto", checkpoint: str = "last") -> tuple[Experiment, int]:
+    """Rebuild a run from its config.yaml and load its last (or best) checkpoint on ``device``."""
     run = RunDir(run_dir)
     cfg = run.load_config()
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
-    state = load_checkpoint(run.checkpoint)
+    state = load_checkpoint(run.best_checkpoint if checkpoint == "best" else run.checkpoint)
     exp = Experiment(cfg)
     try:
         exp.load_state_dict(state)
@@ -46,12 +47,21 @@ def sample(exp: Experiment, n: int, seed: int = 0, batch_size: int = 4096) -> to
     return torch.cat(chunks)
 
 
-def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0) -> dict[str, Any]:
-    exp, step = load_trained(run_dir)
+def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0, metrics: str | list[str] | None = None,
+                 split: str | None = None, inception_weights: str | None = None, best: bool = False,
+                 batch_size: int = 250, extractor: str | None = None) -> dict[str, Any]:
+    """Evaluate a run's last (or best) checkpoint on n samples; metrics default to the config's eval.metrics."""
+    exp, step = load_trained(run_dir, checkpoint="best" if best else "last")
     n = exp.cfg.eval.n_samples if n is None else n
     if n < 2:
         raise GankitError(f"-n must be >= 2, got {n}")
-    return evaluate(exp, step, sample(exp, n, seed))
+    if isinstance(metrics, str):
+        metrics = [m for m in metrics.split(",") if m.strip()]
+    names = exp.cfg.eval.metrics if metrics is None else metrics
+    result = evaluate(exp, step, n, seed=seed, metrics=names, split=split,
+                      inception_weights=inception_weights or exp.cfg.eval.inception_weights, extractor=extractor,
+                      batch_size=batch_size)
+    return {"run": str(run_dir), "checkpoint": "best" if best else "last", **result}
 
 
 def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:

@@ -50,7 +50,8 @@ def _sample(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from gankit.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir, args.n, args.seed)))
+    print(json.dumps(evaluate_run(args.run_dir, args.n, args.seed, args.metrics, args.ref, args.inception_weights,
+                                  args.best, args.batch_size, args.extractor)))
     return 0
 
 
@@ -96,6 +97,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")
     p.add_argument("run_dir", type=Path)
     p.add_argument("-n", type=int, default=None, help="number of samples (default: the config's eval.n_samples)")
+    p.add_argument("--metrics", default=None, metavar="LIST",
+                   help="image metrics, comma-separated: fid,is,kid,prc,cfd,cs,classes (default: eval.metrics)")
+    p.add_argument("--ref", default=None, metavar="SPLIT", help="reference split (default: the run's data split)")
+    p.add_argument("--inception-weights", default=None, metavar="FILE",
+                   help="local Inception-v3 weights (else $GANKIT_INCEPTION_WEIGHTS, else torch hub's cache)")
+    p.add_argument("--extractor", default=None, help="feature extractor of fid/is/kid/prc (default: eval.extractor)")
+    p.add_argument("--best", action="store_true", help="evaluate checkpoints/best.pt instead of last.pt")
+    p.add_argument("--batch-size", type=int, default=250)
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_eval)
 

@@ -90,8 +90,14 @@ class TrainConfig:
 
 @dataclass
 class EvalConfig:
-    n_samples: int = 2500  # samples for the final metrics (toy) and the toy snapshots
+    n_samples: int = 2500  # samples for every evaluation (and the toy snapshots)
     grid_size: int = 64  # images in a sample grid
+    metrics: list[str] = field(default_factory=list)  # image metrics (fid, is, kid, prc, cfd, cs, classes)
+    every: int = 0  # G steps between evaluations during training (0: only at the end)
+    best: str | None = None  # keep checkpoints/best.pt by this metric: one of `metrics`, or modes/reverse_kl/...
+    split: str | None = None  # reference split of the image metrics (default: the data's own split)
+    inception_weights: str | None = None  # a local Inception-v3 weights file (else $GANKIT_INCEPTION_WEIGHTS)
+    extractor: str = "inception-v3-compat"  # feature extractor of fid/is/kid/prc ("random-test" in the tests)
 
 
 @dataclass
@@ -126,6 +132,7 @@ _RANGES: list[tuple[str, str, Any]] = [
     ("eval.n_samples", ">= 2", lambda v: v >= 2),
     ("eval.grid_size", ">= 1", lambda v: v >= 1),
     ("train.sample_every", ">= 0", lambda v: v >= 0),
+    ("eval.every", ">= 0", lambda v: v >= 0),
 ]
 
 

@@ -32,6 +32,7 @@ class RunDir:
     config = property(lambda self: self.root / "config.yaml")
     metrics = property(lambda self: self.root / "metrics.jsonl")
     checkpoint = property(lambda self: self.root / "checkpoints" / "last.pt")
+    best_checkpoint = property(lambda self: self.root / "checkpoints" / "best.pt")
     samples = property(lambda self: self.root / "samples")
     tensorboard = property(lambda self: self.root / "tensorboard")
     eval = property(lambda self: self.root / "eval.json")

@@ -81,13 +81,13 @@ class LossTracker:
                     self.writer.add_scalar(f"train/{key}", value, step)
         return record
 
-    def log_eval(self, step: int, values: dict[str, float]) -> None:
+    def log_eval(self, step: int, results: dict[str, Any], scalars: dict[str, float]) -> None:
+        """One metrics.jsonl record {"step", "eval": results}; the scalars go to TensorBoard under eval/."""
         with open(self.metrics_path, "a") as fh:
-            fh.write(json.dumps({"step": step, "eval": values}) + "\n")
+            fh.write(json.dumps({"step": step, "eval": results}) + "\n")
         if self.writer is not None:
-            for key, value in values.items():
-                if isinstance(value, (int, float)):
-                    self.writer.add_scalar(f"eval/{key}", value, step)
+            for key, value in scalars.items():
+                self.writer.add_scalar(f"eval/{key}", value, step)
 
     def close(self) -> None:
         if self.writer is not None:

@@ -16,7 +16,8 @@ from tqdm import tqdm
 
 from gankit import config as config_mod
 from gankit.config import Config
-from gankit.errors import GankitError, TrainingDiverged
+from gankit.errors import ConfigError, GankitError, TrainingDiverged
+from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluate, scalars
 from gankit.experiment import Experiment
 from gankit.io import write_json
 from gankit.regularizers import DStepContext
@@ -36,7 +37,9 @@ class Trainer:
         # Snapshot latents are fixed by the seed and drawn from their own generator, so they never shift
         # the training noise (resume equivalence depends on that).
         fixed = torch.Generator().manual_seed(t.seed + 1)
-        self.fixed_z = torch.randn(self.cfg.eval.n_samples, self.cfg.model.z_dim, generator=fixed).to(exp.device)
+        n_fixed = self.cfg.eval.n_samples if exp.data.kind == "toy" else self.cfg.eval.grid_size
+        self.fixed_z = torch.randn(n_fixed, self.cfg.model.z_dim, generator=fixed).to(exp.device)
+        self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -45,6 +48,7 @@ class Trainer:
         if run.holds_run():
             raise GankitError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or choose another --out")
         exp = Experiment(cfg)  # every config error surfaces here, before anything is written
+        check_eval_config(exp)
         run.root.mkdir(parents=True, exist_ok=True)
         dump_config(run.config, cfg)
         return cls(exp, run)
@@ -62,9 +66,12 @@ class Trainer:
         torch.set_rng_state(state["rng"]["cpu"])
         if exp.device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        check_eval_config(exp)
         if overrides:
             dump_config(run.config, cfg)
-        return cls(exp, run, step=int(state["step"]))
+        trainer = cls(exp, run, step=int(state["step"]))
+        trainer.best = state.get("best")
+        return trainer
 
     # -- one step of each player --------------------------------------------------------------------
     def _noise(self, n: int) -> Tensor:
@@ -152,6 +159,9 @@ class Trainer:
                     self._flush(tracker, bar)
                 if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
                     self.snapshot()
+                e = self.cfg.eval
+                if e.every and self.step % e.every == 0 and self.step < t.steps:
+                    self.evaluate(tracker)
                 if checkpoint_due:
                     self.save_checkpoint()
             bar.close()
@@ -181,35 +191,46 @@ class Trainer:
         sampler.train(was_training)
         return out
 
-    def _eval_samples(self) -> Tensor:
-        if self.exp.data.kind == "toy":
-            return self.sample()
-        chunks = [self.sample(z) for z in self.fixed_z[: self.cfg.eval.n_samples].split(256)]
-        return torch.cat(chunks)
-
     def snapshot(self) -> None:
         """Samples from the fixed latents: an .npz of points for toy data, a PNG grid for images."""
         if self.exp.data.kind == "toy":
             save_snapshot(self.run.snapshot(self.step), self.sample())
             return
-        grid = viz.image_grid(self.sample(self.fixed_z[: self.cfg.eval.grid_size]))
+        grid = viz.image_grid(self.sample())
         viz.save_png(grid, self.run.grid(self.step))
         writer = getattr(self, "tracker", None) and self.tracker.writer
         if writer is not None:
             writer.add_image("samples", grid, self.step)
 
     def save_checkpoint(self) -> None:
+        save_checkpoint(self.run.checkpoint, self._state())
+
+    def _state(self) -> dict[str, Any]:
         rng = {"cpu": torch.get_rng_state()}
         if self.exp.device.type == "cuda":
             rng["cuda"] = torch.cuda.get_rng_state_all()
-        save_checkpoint(self.run.checkpoint, {"step": self.step, "config": self.cfg.to_dict(), "rng": rng,
-                                              **self.exp.state_dict()})
+        return {"step": self.step, "config": self.cfg.to_dict(), "rng": rng, "best": self.best,
+                **self.exp.state_dict()}
+
+    def evaluate(self, tracker: LossTracker) -> dict[str, Any]:
+        """Evaluate on eval.n_samples fresh samples, log the results, and keep checkpoints/best.pt."""
+        e = self.cfg.eval
+        results = evaluate(self.exp, self.step, e.n_samples, seed=self.cfg.train.seed + 2, metrics=e.metrics,
+                           split=e.split, inception_weights=e.inception_weights)
+        tracker.log_eval(self.step, results, scalars(results))
+        if e.best is not None:
+            value, higher = best_scalar(results, e.best)
+            if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
+                self.best = {"metric": e.best, "value": value, "step": self.step}
+                save_checkpoint(self.run.best_checkpoint, self._state())
+        return results
 
     def finish(self, tracker: LossTracker) -> dict[str, Any]:
         """Final evaluation and figures: eval.json, samples/strip.png, loss.png."""
-        results = evaluate(self.exp, self.step, self._eval_samples())
+        results = self.evaluate(tracker)
+        if self.best is not None:
+            results["best"] = self.best
         write_json(self.run.eval, results)
-        tracker.log_eval(self.step, results)
         if self.exp.data.kind == "toy":
             real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()
             snaps = [(step, np.load(path)["samples"]) for step, path in self.run.snapshots()]
@@ -220,30 +241,16 @@ class Trainer:
         return results
 
 
-def evaluate(exp: Experiment, step: int, samples: Tensor) -> dict[str, Any]:
-    """The run's metrics with their protocol: sample count, weights used, checkpoint step."""
-    from gankit.metrics.toy import toy_metrics
-
-    result: dict[str, Any] = {"step": step, "weights": "ema" if exp.ema is not None else "raw",
-                              "n_samples": len(samples), "precision": str(exp.compute_dtype).removeprefix("torch.")}
-    if exp.data.kind == "toy":
-        result.update(toy_metrics(samples, exp.data.info["means"], exp.data.info["std"]))
-    else:
-        result.update(pixel_statistics(samples, exp.data.real_batch(len(samples))))
-    return result
-
-
-def pixel_statistics(fake: Tensor, real: Tensor) -> dict[str, Any]:
-    """Per-channel mean and std of generated and real images in [-1, 1]: a first check that samples left the
-    noise and approach the data (Inception metrics are the evaluation issue's)."""
-    fake, real = fake.float().cpu(), real.float().cpu()
-    dims = (0, 2, 3)
-    return {
-        "pixel_mean": [round(v, 4) for v in fake.mean(dims).tolist()],
-        "pixel_std": [round(v, 4) for v in fake.std(dims).tolist()],
-        "data_pixel_mean": [round(v, 4) for v in real.mean(dims).tolist()],
-        "data_pixel_std": [round(v, 4) for v in real.std(dims).tolist()],
-    }
+def check_eval_config(exp: Experiment) -> None:
+    """eval.metrics and eval.best must make sense for the run's data, before anything is written."""
+    e = exp.cfg.eval
+    try:
+        names = check_metric_names(exp, e.metrics)
+    except GankitError as exc:
+        raise ConfigError(f"eval.metrics: {exc}") from None
+    valid = list(TOY_BEST) if exp.data.kind == "toy" else names
+    if e.best is not None and e.best not in valid:
+        raise ConfigError(f"eval.best '{e.best}' must be one of {', '.join(valid) or 'the eval.metrics (none given)'}")
 
 
 def train(config: str | None = None, overrides: list[str] | None = None, out_dir: Path | None = None,

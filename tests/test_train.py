@@ -159,3 +159,35 @@ def test_gan_r1_on_the_ring_covers_at_least_6_of_8_modes(tmp_path):
     results = Trainer.start(cfg, tmp_path / "run").fit()
     assert results["modes"] >= 6, results
     assert results["reverse_kl"] < 0.2, results
+
+
+def test_periodic_evaluation_keeps_the_best_checkpoint(tmp_path):
+    trainer = start(tmp_path, "train.steps=20", "eval.every=5", "eval.best=reverse_kl")
+    results = trainer.fit()
+    run = RunDir(tmp_path / "run")
+    evals = [json.loads(line) for line in run.metrics.read_text().splitlines() if '"eval"' in line]
+    assert [r["step"] for r in evals] == [5, 10, 15, 20]
+    best = min(evals, key=lambda r: r["eval"]["reverse_kl"])
+    assert results["best"] == {"metric": "reverse_kl", "value": best["eval"]["reverse_kl"], "step": best["step"]}
+    assert load_checkpoint(run.best_checkpoint)["step"] == best["step"]
+    # The best value travels in last.pt, so a resumed run keeps comparing against it.
+    assert load_checkpoint(run.checkpoint)["best"] == results["best"]
+
+
+def test_periodic_evaluation_does_not_change_training(tmp_path):
+    plain = start(tmp_path, "train.steps=12", name="plain")
+    plain.fit()
+    evaluated = start(tmp_path, "train.steps=12", "eval.every=4", "eval.best=modes", name="evaluated")
+    evaluated.fit()
+    a, b = parameters(plain), parameters(evaluated)
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["eval.best=fid"], "eval.best 'fid' must be one of modes, high_quality, reverse_kl"),
+    (["eval.metrics=[fid]"], "eval.metrics: metrics fid are for image runs"),
+])
+def test_bad_eval_settings_are_refused_before_anything_is_written(tmp_path, overrides, message):
+    with pytest.raises(GankitError, match=message.replace("[", r"\[")):
+        start(tmp_path, *overrides)
+    assert not (tmp_path / "run").exists()
