@@ -39,11 +39,12 @@ METHODS = {
     "WGAN-GP": ["loss=wgan", "regularizers=[{name: gp, weight: 10}]", "model.discriminator.batch_norm=false"],
 }
 VARIANTS = {
-    "fp32": ["train.precision=fp32"],
+    "fp32": ["train.precision=fp32", "train.channels_last=false"],
     "fp32 + channels_last": ["train.precision=fp32", "train.channels_last=true"],
-    "bf16": ["train.precision=bf16"],
+    "bf16": ["train.precision=bf16", "train.channels_last=false"],
     "bf16 + channels_last": ["train.precision=bf16", "train.channels_last=true"],
-    "bf16 + compile": ["train.precision=bf16", "train.compile=true"],
+    "bf16 + compile": ["train.precision=bf16", "train.compile=true", "train.channels_last=false"],
+    "bf16 + channels_last + compile": ["train.precision=bf16", "train.channels_last=true", "train.compile=true"],
 }
 
 
