@@ -18,7 +18,13 @@ from gankit.metrics.compute import (
     parse_names,
     resolve_reference,
 )
-from gankit.metrics.extractors import EXTRACTORS, INCEPTION_FILE, WEIGHTS_ENV, locate_inception_weights, register_extractor
+from gankit.metrics.extractors import (
+    EXTRACTORS,
+    INCEPTION_FILE,
+    WEIGHTS_ENV,
+    locate_inception_weights,
+    register_extractor,
+)
 from gankit.metrics.features import (
     class_histogram,
     feature_statistics,
@@ -29,9 +35,27 @@ from gankit.metrics.features import (
 )
 
 __all__ = [
-    "compute_metrics", "intra_fid", "METRIC_NAMES", "METRIC_HELP", "INCEPTION_METRICS", "CLASSIFIER_METRICS",
-    "HIGHER_IS_BETTER", "metric_scalar", "parse_names", "check_sample_count", "resolve_reference",
-    "default_cache_dir", "EXTRACTORS", "register_extractor", "locate_inception_weights", "INCEPTION_FILE",
-    "WEIGHTS_ENV", "frechet_distance", "feature_statistics", "inception_score", "kernel_distance",
-    "precision_recall", "class_histogram",
+    "CLASSIFIER_METRICS",
+    "EXTRACTORS",
+    "HIGHER_IS_BETTER",
+    "INCEPTION_FILE",
+    "INCEPTION_METRICS",
+    "METRIC_HELP",
+    "METRIC_NAMES",
+    "WEIGHTS_ENV",
+    "check_sample_count",
+    "class_histogram",
+    "compute_metrics",
+    "default_cache_dir",
+    "feature_statistics",
+    "frechet_distance",
+    "inception_score",
+    "intra_fid",
+    "kernel_distance",
+    "locate_inception_weights",
+    "metric_scalar",
+    "parse_names",
+    "precision_recall",
+    "register_extractor",
+    "resolve_reference",
 ]
