@@ -55,7 +55,7 @@ def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
 
 def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list[str] | None = None,
              split: str | None = None, inception_weights: str | None = None, extractor: str | None = None,
-             batch_size: int = 250) -> dict[str, Any]:
+             batch_size: int = 250, n_name: str = "-n") -> dict[str, Any]:
     """The run's metrics on n samples, with the protocol: sample count, weights used, checkpoint step, precision.
 
     Toy runs: modes, n_modes, high_quality, reverse_kl. Image runs: per-channel pixel mean and std next to the
@@ -79,7 +79,7 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
             result.update(compute_metrics(
                 names, generate, n, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 inception_weights=inception_weights, extractor=extractor or exp.cfg.eval.extractor,
-                protocol={"weights": weights, "step": step}))
+                protocol={"weights": weights, "step": step}, n_name=n_name))
     return result
 
 

@@ -216,7 +216,7 @@ class Trainer:
         """Evaluate on eval.n_samples fresh samples, log the results, and keep checkpoints/best.pt."""
         e = self.cfg.eval
         results = evaluate(self.exp, self.step, e.n_samples, seed=self.cfg.train.seed + 2, metrics=e.metrics,
-                           split=e.split, inception_weights=e.inception_weights)
+                           split=e.split, inception_weights=e.inception_weights, n_name="eval.n_samples")
         tracker.log_eval(self.step, results, scalars(results))
         if e.best is not None:
             value, higher = best_scalar(results, e.best)
@@ -248,6 +248,14 @@ def check_eval_config(exp: Experiment) -> None:
         names = check_metric_names(exp, e.metrics)
     except GankitError as exc:
         raise ConfigError(f"eval.metrics: {exc}") from None
+    if names:
+        from gankit.metrics import check_sample_count, resolve_reference
+
+        try:
+            check_sample_count(names, e.n_samples, "eval.n_samples")
+            resolve_reference(exp.cfg.data, e.split)
+        except GankitError as exc:
+            raise ConfigError(str(exc).replace("--ref", "eval.split")) from None
     valid = list(TOY_BEST) if exp.data.kind == "toy" else names
     if e.best is not None and e.best not in valid:
         raise ConfigError(f"eval.best '{e.best}' must be one of {', '.join(valid) or 'the eval.metrics (none given)'}")

@@ -80,3 +80,74 @@ def test_mnist_end_to_end_through_the_command_line(tmp_path):
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0.png", "1.png", "2.png"]
     with Image.open(tmp_path / "pngs" / "0.png") as im:
         assert im.size == (28, 28)
+    # The offline classifier metrics, against the MNIST test split.
+    result = run_cli("eval", str(out), "--metrics", "cfd,cs,classes", "-n", "500", "--ref", "test")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["cfd"]["value"] > 0 and values["cfd"]["protocol"]["reference"] == "mnist/test"
+    assert 1.0 <= values["cs"]["value"] <= 10.0
+    assert 1 <= values["classes"]["value"]["classes_covered"] <= 10
+
+
+NOISE_RUN = QUIET + ["data={name: noise_images, n: 1200, channels: 3, resolution: 32}", "model.z_dim=16",
+                     "model.generator={name: dcgan, width: 8}", "model.discriminator={name: dcgan, width: 8}",
+                     "regularizers=[]", "train.batch_size=16", "eval.grid_size=4", "eval.extractor=random-test"]
+
+
+@pytest.fixture(scope="module")
+def metric_run(tmp_path_factory):
+    out = tmp_path_factory.mktemp("metrics") / "run"
+    cfg = config.load(None, NOISE_RUN + ["train.steps=6", "eval.every=3", "eval.n_samples=1000",
+                                         "eval.metrics=[fid, kid, is]", "eval.best=fid"])
+    results = Trainer.start(cfg, out).fit()
+    return out, results
+
+
+def test_training_evaluates_image_metrics_and_keeps_the_best(metric_run):
+    out, results = metric_run
+    assert set(results) >= {"fid", "kid", "is", "best"}
+    protocol = results["fid"]["protocol"]
+    assert protocol["n_generated"] == 1000 and protocol["weights"] == "raw" and protocol["step"] == 6
+    assert protocol["reference"].startswith("noise_images")
+    evals = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines() if '"eval"' in line]
+    fids = {r["step"]: r["eval"]["fid"]["value"] for r in evals}
+    assert sorted(fids) == [3, 6]
+    best_step = min(fids, key=fids.get)
+    assert results["best"]["step"] == best_step and (out / "checkpoints" / "best.pt").is_file()
+
+
+def test_eval_command_prints_metrics_with_their_protocol(metric_run):
+    out, _ = metric_run
+    result = run_cli("eval", str(out), "--metrics", "fid,prc", "-n", "300", "--best")
+    assert result.returncode == 0, result.stderr
+    values = json.loads(result.stdout)
+    assert values["checkpoint"] == "best" and values["n_samples"] == 300
+    assert values["fid"]["protocol"]["n_generated"] == 300 and "extractor" in values["fid"]["protocol"]
+    assert set(values["prc"]["value"]) >= {"precision", "recall"}
+
+
+@pytest.mark.parametrize("args,needles", [
+    (["--metrics", "fid,nope"], ["unknown metric 'nope'", "fid", "kid"]),
+    (["--metrics", "kid", "-n", "500"], ["KID subset size"]),
+    (["--metrics", "fid", "--ref", "validation"], ["--ref validation"]),
+    (["--metrics", "cfd"], ["noise_images"]),
+])
+def test_eval_command_errors(metric_run, args, needles):
+    from gankit_testing import assert_user_error
+
+    out, _ = metric_run
+    assert_user_error(run_cli("eval", str(out), *args), *needles)
+
+
+@pytest.mark.parametrize("overrides,message", [
+    (["eval.metrics=[kid]", "eval.n_samples=500"], "eval.n_samples 500 is smaller than the KID subset size"),
+    (["eval.metrics=[fid]", "eval.split=validation"], "eval.split validation"),
+    (["eval.metrics=[fid, bogus]"], "unknown metric 'bogus'"),
+    (["eval.metrics=[fid]", "eval.best=kid"], "eval.best 'kid' must be one of fid"),
+])
+def test_bad_image_eval_settings_fail_before_training(tmp_path, overrides, message):
+    from gankit.errors import GankitError
+
+    with pytest.raises(GankitError, match=message):
+        Trainer.start(config.load(None, NOISE_RUN + overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
