@@ -9,9 +9,9 @@ import numpy as np
 import torch
 
 from gankit.errors import GankitError
-from gankit.experiment import Experiment
+from gankit.experiment import Experiment, restore
 from gankit.io import atomic_path
-from gankit.run import RunDir, load_checkpoint
+from gankit.run import RunDir
 from gankit.evaluation import evaluate
 from gankit.train import train
 
@@ -23,12 +23,7 @@ def load_trained(run_dir: Path, device: str = "auto", checkpoint: str = "last") 
     run = RunDir(run_dir)
     cfg = run.load_config()
     cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
-    state = load_checkpoint(run.best_checkpoint if checkpoint == "best" else run.checkpoint)
-    exp = Experiment(cfg)
-    try:
-        exp.load_state_dict(state)
-    except (KeyError, RuntimeError, ValueError) as exc:
-        raise GankitError(f"checkpoint {run.checkpoint} does not match {run.config}: {str(exc).splitlines()[0][:160]}") from None
+    exp, state = restore(cfg, run.best_checkpoint if checkpoint == "best" else run.checkpoint)
     return exp, int(state["step"])
 
 

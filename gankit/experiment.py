@@ -6,6 +6,7 @@ described by its config and there is one place that turns names into objects.
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -14,8 +15,9 @@ from torch import nn
 from gankit.config import Config
 from gankit.data import InMemoryData
 from gankit.data.stream import StreamingImageData
-from gankit.errors import ConfigError
+from gankit.errors import ConfigError, GankitError
 from gankit.optim import EMA, linear_decay
+from gankit.run import load_checkpoint
 from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, load_builtins
 from gankit.regularizers import Regularizer
 
@@ -145,3 +147,15 @@ class Experiment:
             sched.load_state_dict(sd)
         for reg, sd in zip(self.regularizers, state["regularizers"]):
             reg.load_state_dict(sd)
+
+
+def restore(cfg: Config, checkpoint: Path) -> tuple[Experiment, dict[str, Any]]:
+    """Build ``cfg`` and load a checkpoint into it; a checkpoint of another config is a one-line error."""
+    state = load_checkpoint(checkpoint)
+    exp = Experiment(cfg)
+    try:
+        exp.load_state_dict(state)
+    except (KeyError, RuntimeError, ValueError) as exc:
+        reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
+        raise GankitError(f"checkpoint {checkpoint} does not match the run's config.yaml: {reason}") from None
+    return exp, state

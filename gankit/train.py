@@ -18,10 +18,10 @@ from gankit import config as config_mod
 from gankit.config import Config
 from gankit.errors import ConfigError, GankitError, TrainingDiverged
 from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluate, scalars
-from gankit.experiment import Experiment
+from gankit.experiment import Experiment, restore
 from gankit.io import write_json
 from gankit.regularizers import DStepContext
-from gankit.run import RunDir, dump_config, load_checkpoint, save_checkpoint, save_snapshot
+from gankit.run import RunDir, dump_config, save_checkpoint, save_snapshot
 from gankit.tracking import LossTracker
 from gankit import viz
 
@@ -56,13 +56,8 @@ class Trainer:
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] | None = None) -> "Trainer":
         run = RunDir(run_dir)
-        cfg = run.load_config(overrides)
-        state = load_checkpoint(run.checkpoint)
-        exp = Experiment(cfg)
-        try:
-            exp.load_state_dict(state)
-        except (KeyError, RuntimeError, ValueError) as exc:
-            raise GankitError(f"checkpoint {run.checkpoint} does not match {run.config}: {str(exc).splitlines()[0][:160]}") from None
+        exp, state = restore(run.load_config(overrides), run.checkpoint)
+        cfg = exp.cfg
         torch.set_rng_state(state["rng"]["cpu"])
         if exp.device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])

@@ -9,6 +9,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
+import torch  # noqa: E402
 
 from gankit.io import atomic_path  # noqa: E402
 
@@ -77,11 +78,10 @@ def loss_curves(metrics_path: Path, path: Path, title: str = "") -> None:
     _save(fig, path)
 
 
-def image_grid(images: "torch.Tensor", nrow: int | None = None) -> "torch.Tensor":
+def image_grid(images: torch.Tensor, nrow: int | None = None) -> torch.Tensor:
     """A [3, H, W] uint8 grid of images in [-1, 1] (torchvision's make_grid), square by default."""
     import math
 
-    import torch
     from torchvision.utils import make_grid
 
     from gankit.data.base import to_uint8
@@ -92,7 +92,7 @@ def image_grid(images: "torch.Tensor", nrow: int | None = None) -> "torch.Tensor
     return to_uint8(grid).to(torch.uint8)
 
 
-def save_png(grid: "torch.Tensor", path: Path) -> None:
+def save_png(grid: torch.Tensor, path: Path) -> None:
     from PIL import Image
 
     array = grid.permute(1, 2, 0).numpy()
