@@ -191,3 +191,15 @@ def test_bad_eval_settings_are_refused_before_anything_is_written(tmp_path, over
     with pytest.raises(GankitError, match=message.replace("[", r"\[")):
         start(tmp_path, *overrides)
     assert not (tmp_path / "run").exists()
+
+
+def test_outputs_get_normal_file_permissions(tmp_path):
+    import os
+    import stat
+
+    start(tmp_path, "train.steps=3").fit()
+    umask = os.umask(0)
+    os.umask(umask)
+    for name in ("config.yaml", "eval.json", "checkpoints/last.pt", "samples/strip.png", "loss.png"):
+        mode = stat.S_IMODE((tmp_path / "run" / name).stat().st_mode)
+        assert mode == 0o666 & ~umask, (name, oct(mode))
