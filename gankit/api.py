@@ -12,7 +12,7 @@ from gankit.errors import GankitError
 from gankit.experiment import Experiment, restore
 from gankit.io import atomic_path
 from gankit.run import RunDir
-from gankit.evaluation import evaluate
+from gankit.evaluation import Generate, evaluate
 from gankit.train import train
 
 __all__ = ["train", "load_trained", "sample", "evaluate_run", "write_samples"]
@@ -29,17 +29,10 @@ def load_trained(run_dir: Path, device: str = "auto", checkpoint: str = "last") 
 
 @torch.no_grad()
 def sample(exp: Experiment, n: int, seed: int = 0, batch_size: int = 4096) -> torch.Tensor:
-    """n samples from the run's sampling generator (EMA weights when enabled), reproducible by seed."""
+    """n samples (on the CPU) from the run's sampling generator (EMA weights when enabled), reproducible by seed."""
     if n < 1:
         raise GankitError(f"-n must be >= 1, got {n}")
-    gen = torch.Generator().manual_seed(seed)
-    sampler = exp.sampler.eval()
-    chunks = []
-    for start in range(0, n, batch_size):
-        z = torch.randn(min(batch_size, n - start), exp.cfg.model.z_dim, generator=gen).to(exp.device)
-        with exp.autocast():
-            chunks.append(sampler(z).float().cpu())
-    return torch.cat(chunks)
+    return Generate(exp, seed).many(n, batch_size).cpu()
 
 
 def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0, metrics: str | list[str] | None = None,

@@ -450,24 +450,23 @@ def _simulate_sorted(methods: Sequence[Method], *, n_d: int, lr: float, steps: i
     traj = torch.empty(steps + 1, n, 2, dtype=torch.float64)
     traj[0, :, 0], traj[0, :, 1] = theta, psi
     sim = batch.sim
-    if True:
-        for k in range(steps):
-            if batch.all_sim:
-                g_theta, g_psi = batch.grads(theta, psi, k, want_g=True, want_d=True)
-                theta_new = theta - lr * g_theta
+    for k in range(steps):
+        if batch.all_sim:
+            g_theta, g_psi = batch.grads(theta, psi, k, want_g=True, want_d=True)
+            theta_new = theta - lr * g_theta
+            psi = batch.clip_(psi - lr * g_psi)
+            for _ in range(n_d - 1):
+                _, g_psi = batch.grads(theta, psi, k, want_g=False, want_d=True)
                 psi = batch.clip_(psi - lr * g_psi)
-                for _ in range(n_d - 1):
-                    _, g_psi = batch.grads(theta, psi, k, want_g=False, want_d=True)
-                    psi = batch.clip_(psi - lr * g_psi)
-            else:
-                g_theta, _ = batch.grads(theta, psi, k, want_g=True, want_d=False)
-                theta_new = theta - lr * g_theta
-                theta_d = torch.where(sim, theta, theta_new)
-                for _ in range(n_d):
-                    _, g_psi = batch.grads(theta_d, psi, k, want_g=False, want_d=True)
-                    psi = batch.clip_(psi - lr * g_psi)
-            theta = theta_new
-            traj[k + 1, :, 0], traj[k + 1, :, 1] = theta, psi
+        else:
+            g_theta, _ = batch.grads(theta, psi, k, want_g=True, want_d=False)
+            theta_new = theta - lr * g_theta
+            theta_d = torch.where(sim, theta, theta_new)
+            for _ in range(n_d):
+                _, g_psi = batch.grads(theta_d, psi, k, want_g=False, want_d=True)
+                psi = batch.clip_(psi - lr * g_psi)
+        theta = theta_new
+        traj[k + 1, :, 0], traj[k + 1, :, 1] = theta, psi
     return traj.numpy()
 
 
