@@ -34,10 +34,14 @@ def recipe(width: int, batch: int, device: str) -> list[str]:
     ]
 
 
+WGAN_GP = ["loss=wgan", "model.discriminator.batch_norm=false"]
 METHODS = {
     "DCGAN": ["loss=ns", "regularizers=[]"],
-    "WGAN-GP": ["loss=wgan", "regularizers=[{name: gp, weight: 10}]", "model.discriminator.batch_norm=false"],
+    "WGAN-GP": WGAN_GP + ["regularizers=[{name: gp, weight: 10}]"],
+    # The same with the penalty's double backward in bf16 (opt-in; its accuracy: benchmarks/penalty_precision.py).
+    "WGAN-GP (bf16 penalty)": WGAN_GP + ["regularizers=[{name: gp, weight: 10, precision: bf16}]"],
 }
+PLAIN = {"DCGAN": False, "WGAN-GP": True}  # methods with a reference-style loop, and whether it has the GP
 VARIANTS = {
     "fp32": ["train.precision=fp32", "train.channels_last=false"],
     "fp32 + channels_last": ["train.precision=fp32", "train.channels_last=true"],
@@ -99,6 +103,15 @@ def plain_step(width: int, batch: int, device: torch.device, gp: bool):
     return step
 
 
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak GPU memory allocated on CUDA; on CPU the process's peak resident set (which includes the data)."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated() / 2**30
+    import resource
+
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
+
+
 def measure(step, steps: int, device: torch.device) -> tuple[float, float]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
     for _ in range(5):
@@ -113,8 +126,7 @@ def measure(step, steps: int, device: torch.device) -> tuple[float, float]:
             step()
         sync()
         times.append((time.perf_counter() - t0) * 1000 / steps)
-    peak = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else float("nan")
-    return statistics.median(times), peak
+    return statistics.median(times), peak_memory_gib(device)
 
 
 def main() -> None:
@@ -124,6 +136,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
+    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
     parser.add_argument("--no-plain", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -133,11 +146,12 @@ def main() -> None:
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}; width {args.width}, batch {args.batch}, 5 D steps per G step; "
           f"median of 3 x {args.steps} G steps")
-    print("| method | variant | ms / G step | peak GPU memory (GiB) |")
+    print(f"| method | variant | ms / G step | peak {'GPU ' if device.type == 'cuda' else ''}memory (GiB) |")
     print("|---|---|---|---|")
-    for method, extra in METHODS.items():
-        if not args.no_plain:
-            ms, peak = measure(plain_step(args.width, args.batch, device, method == "WGAN-GP"), args.steps, device)
+    for method in args.methods.split(","):
+        extra = METHODS[method]
+        if not args.no_plain and method in PLAIN:
+            ms, peak = measure(plain_step(args.width, args.batch, device, PLAIN[method]), args.steps, device)
             print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |", flush=True)
         for name in args.variants.split(","):
             try:

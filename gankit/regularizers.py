@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
@@ -35,15 +35,22 @@ class DStepContext:
     fake_out: Tensor
 
 
-def input_gradient(critic: Critic, x: Tensor) -> Tensor:
+PenaltyPrecision = Literal["fp32", "bf16"]
+
+
+def input_gradient(critic: Critic, x: Tensor, precision: PenaltyPrecision = "fp32") -> Tensor:
     """d sum_i D(x_i) / d x, kept in the graph (create_graph) so the penalty can be minimised through it.
 
-    Computed in fp32 at least (fp64 stays fp64): the double backward of a penalty is not accurate enough in bf16.
+    ``fp32`` (the default) runs D's forward, this backward and the later double backward with autocast off
+    (fp64 stays fp64). ``bf16`` runs them under bf16 autocast, as the main D forward does: about twice as fast
+    on tensor cores; the layers models keep in fp32 (D's logit layer) stay fp32, and the returned gradient has
+    x's dtype either way.
+    benchmarks/penalty_precision.py measures what bf16 costs in accuracy (docs/regularizers.md).
     """
     x = x.detach().to(torch.promote_types(x.dtype, torch.float32)).requires_grad_(True)
-    with torch.autocast(x.device.type, enabled=False):
+    with torch.autocast(x.device.type, dtype=torch.bfloat16, enabled=precision == "bf16"):
         out = critic(x)
-    (grad,) = torch.autograd.grad(out.sum(), x, create_graph=True)
+        (grad,) = torch.autograd.grad(out.float().sum(), x, create_graph=True)
     return grad
 
 
@@ -58,9 +65,14 @@ def grad_norm(grad: Tensor, eps: float = 1e-12) -> Tensor:
     return (squared_norm(grad) + eps).sqrt()
 
 
+def uniform_like(x: Tensor, shape: tuple[int, ...]) -> Tensor:
+    """U[0,1) numbers drawn in fp32 and cast to x's dtype, so an fp64 run draws the same numbers as an fp32 one."""
+    return torch.rand(shape, device=x.device).to(x.dtype)
+
+
 def batch_uniform(x: Tensor) -> Tensor:
     """One U[0,1) number per sample, shaped to broadcast over the sample's dimensions."""
-    return torch.rand((x.shape[0],) + (1,) * (x.dim() - 1), device=x.device, dtype=x.dtype)
+    return uniform_like(x, (x.shape[0],) + (1,) * (x.dim() - 1))
 
 
 class Regularizer(nn.Module):
@@ -87,51 +99,66 @@ class Regularizer(nn.Module):
         return f"weight={self.weight}, every={self.every}"
 
 
-class R1(Regularizer):
+class InputGradientPenalty(Regularizer):
+    """A penalty on D's input gradient; ``precision`` says in which precision that gradient is computed."""
+
+    def __init__(self, weight: float, every: int, precision: PenaltyPrecision = "fp32") -> None:
+        super().__init__(weight, every)
+        self.precision = precision
+
+    def input_gradient(self, critic: Critic, x: Tensor) -> Tensor:
+        return input_gradient(critic, x, self.precision)
+
+    def extra_repr(self) -> str:
+        return f"{super().extra_repr()}, precision={self.precision}"
+
+
+class R1(InputGradientPenalty):
     """Mescheder et al. 2018: 1/2 E_real ||grad_x D(x)||^2, so weight * P = gamma/2 E||grad D||^2."""
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        return 0.5 * squared_norm(input_gradient(ctx.critic, ctx.real)).mean()
+        return 0.5 * squared_norm(self.input_gradient(ctx.critic, ctx.real)).mean()
 
 
-class R2(Regularizer):
+class R2(InputGradientPenalty):
     """Mescheder et al. 2018: the same penalty at generated samples."""
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        return 0.5 * squared_norm(input_gradient(ctx.critic, ctx.fake)).mean()
+        return 0.5 * squared_norm(self.input_gradient(ctx.critic, ctx.fake)).mean()
 
 
-class GradientPenalty(Regularizer):
+class GradientPenalty(InputGradientPenalty):
     """Gulrajani et al. 2017: E (||grad D(x_hat)|| - g0)^2 on x_hat = a x_real + (1-a) x_fake, a ~ U[0,1]."""
 
-    def __init__(self, weight: float, every: int, target: float) -> None:
-        super().__init__(weight, every)
+    def __init__(self, weight: float, every: int, target: float, precision: PenaltyPrecision = "fp32") -> None:
+        super().__init__(weight, every, precision)
         self.target = target
 
     def penalty(self, ctx: DStepContext) -> Tensor:
         real, fake = ctx.real.detach(), ctx.fake.detach()
         alpha = batch_uniform(real)
         x_hat = alpha * real + (1 - alpha) * fake
-        return (grad_norm(input_gradient(ctx.critic, x_hat)) - self.target).square().mean()
+        return (grad_norm(self.input_gradient(ctx.critic, x_hat)) - self.target).square().mean()
 
 
-class DRAGAN(Regularizer):
+class DRAGAN(InputGradientPenalty):
     """Kodali et al. 2017: E (||grad D(x_hat)|| - 1)^2 around real data.
 
     x_hat = x + a * delta, a ~ U[0,1] per sample, delta = c * std(x_batch) * U[0,1)^d as in the authors' code;
     with ``noise_std`` set, delta = noise_std * U[0,1)^d instead (needed where the data has no spread).
     """
 
-    def __init__(self, weight: float, every: int, c: float, noise_std: float | None) -> None:
-        super().__init__(weight, every)
+    def __init__(self, weight: float, every: int, c: float, noise_std: float | None,
+                 precision: PenaltyPrecision = "fp32") -> None:
+        super().__init__(weight, every, precision)
         self.c, self.noise_std = c, noise_std
 
     def penalty(self, ctx: DStepContext) -> Tensor:
         real = ctx.real.detach()
         scale = self.noise_std if self.noise_std is not None else self.c * real.std()
-        delta = scale * torch.rand_like(real)
+        delta = scale * uniform_like(real, real.shape)
         x_hat = real + batch_uniform(real) * delta
-        return (grad_norm(input_gradient(ctx.critic, x_hat)) - 1.0).square().mean()
+        return (grad_norm(self.input_gradient(ctx.critic, x_hat)) - 1.0).square().mean()
 
 
 class LeCam(Regularizer):
@@ -202,24 +229,25 @@ Every = Annotated[int, AT_LEAST_ONE]
 
 
 @REGULARIZERS.register("r1", "R1: gamma/2 E||grad D(x_real)||^2, Mescheder et al. 2018")
-def r1(*, weight: Weight = 10.0, every: Every = 1) -> Regularizer:
-    return R1(weight, every)
+def r1(*, weight: Weight = 10.0, every: Every = 1, precision: PenaltyPrecision = "fp32") -> Regularizer:
+    return R1(weight, every, precision)
 
 
 @REGULARIZERS.register("r2", "R2: gamma/2 E||grad D(x_fake)||^2, Mescheder et al. 2018")
-def r2(*, weight: Weight = 10.0, every: Every = 1) -> Regularizer:
-    return R2(weight, every)
+def r2(*, weight: Weight = 10.0, every: Every = 1, precision: PenaltyPrecision = "fp32") -> Regularizer:
+    return R2(weight, every, precision)
 
 
 @REGULARIZERS.register("gp", "WGAN-GP: lambda E(||grad D(x_hat)|| - g0)^2 on interpolates, Gulrajani et al. 2017")
-def gp(*, weight: Weight = 10.0, every: Every = 1, target: Annotated[float, NON_NEGATIVE] = 1.0) -> Regularizer:
-    return GradientPenalty(weight, every, target)
+def gp(*, weight: Weight = 10.0, every: Every = 1, target: Annotated[float, NON_NEGATIVE] = 1.0,
+       precision: PenaltyPrecision = "fp32") -> Regularizer:
+    return GradientPenalty(weight, every, target, precision)
 
 
 @REGULARIZERS.register("dragan", "DRAGAN: lambda E(||grad D(x + delta)|| - 1)^2 near real data, Kodali et al. 2017")
 def dragan(*, weight: Weight = 10.0, every: Every = 1, c: Annotated[float, POSITIVE] = 0.5,
-           noise_std: Annotated[float, POSITIVE] | None = None) -> Regularizer:
-    return DRAGAN(weight, every, c, noise_std)
+           noise_std: Annotated[float, POSITIVE] | None = None, precision: PenaltyPrecision = "fp32") -> Regularizer:
+    return DRAGAN(weight, every, c, noise_std, precision)
 
 
 @REGULARIZERS.register("rlc", "RLC (LeCam): distance of D's outputs to moving-average anchors, Tseng et al. 2021")

@@ -1,4 +1,6 @@
 """Closed forms for the regularizers on discriminators whose input gradient is known."""
+import copy
+
 import pytest
 import torch
 from torch import nn
@@ -108,7 +110,38 @@ def test_instance_noise_std_and_annealing():
     ({"name": "clip", "clip": 0.0}, "regularizers.0.clip"),
     ({"name": "rlc", "decay": 1.0}, "regularizers.0.decay"),
     ({"name": "r1", "gamma": 1.0}, "regularizers.0.gamma"),
+    ({"name": "gp", "precision": "fp16"}, "regularizers.0.precision"),
 ])
 def test_bad_parameters_name_the_key(spec, key):
     with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
         REGULARIZERS.build(spec, "regularizers.0")
+
+
+@pytest.mark.parametrize("name", ["r1", "gp", "dragan"])
+def test_bf16_penalty_is_close_to_fp64_and_fp32_is_exact(name):
+    """precision=bf16 really runs in bf16 (it differs from fp32) and stays close to the fp64 penalty and its
+    gradient in D's weights; benchmarks/penalty_precision.py measures the same on a trained critic."""
+    from gankit.registry import MODELS
+
+    torch.manual_seed(0)
+    critic = MODELS.build({"name": "dcgan", "width": 16, "batch_norm": False}, "d", "discriminator", (1, 28, 28), 8)
+    reference = copy.deepcopy(critic).double()
+    real, fake = torch.rand(16, 1, 28, 28) * 2 - 1, torch.rand(16, 1, 28, 28) * 2 - 1
+
+    def penalty_and_grad(model, precision, dtype):
+        model.zero_grad(set_to_none=True)
+        torch.manual_seed(1)  # the same interpolation / perturbation for every precision
+        x, y = real.to(dtype), fake.to(dtype)
+        value = reg(name, precision=precision).penalty(DStepContext(model, x, y, model(x), model(y)))
+        value.backward()
+        return value.double(), torch.cat([torch.zeros(p.numel(), dtype=torch.float64) if p.grad is None else p.grad.double().flatten()
+                                   for p in model.parameters()])
+
+    ref_value, ref_grad = penalty_and_grad(reference, "fp32", torch.float64)
+    f32_value, f32_grad = penalty_and_grad(critic, "fp32", torch.float32)
+    b16_value, b16_grad = penalty_and_grad(critic, "bf16", torch.float32)
+    assert abs(f32_value / ref_value - 1) < 1e-4
+    assert (f32_grad - ref_grad).norm() / ref_grad.norm() < 1e-3
+    assert b16_value != f32_value  # the flag is live
+    assert abs(b16_value / ref_value - 1) < 0.05
+    assert torch.nn.functional.cosine_similarity(b16_grad, ref_grad, dim=0) > 0.99

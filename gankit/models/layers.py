@@ -7,7 +7,7 @@ from torch import Tensor, nn
 
 
 class FP32Linear(nn.Linear):
-    """A linear layer that always computes in fp32, also inside a bf16 autocast region.
+    """A linear layer that computes in its weights' dtype (fp32), also inside a bf16 autocast region.
 
     Used where precision matters and FLOPs do not: D's input layer (bf16 would round a sample to 8 bits of
     mantissa, coarser than the 0.01 std of the ring's modes), G's output layer (the samples) and D's output
@@ -16,7 +16,7 @@ class FP32Linear(nn.Linear):
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            return F.linear(x.float(), self.weight, self.bias)
+            return F.linear(x.to(self.weight.dtype), self.weight, self.bias)
 
 
 class FP32Conv2d(nn.Conv2d):
@@ -24,7 +24,7 @@ class FP32Conv2d(nn.Conv2d):
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast(x.device.type, enabled=False):
-            return self._conv_forward(x.float(), self.weight, self.bias)
+            return self._conv_forward(x.to(self.weight.dtype), self.weight, self.bias)
 
 
 class FP32ConvTranspose2d(nn.ConvTranspose2d):
@@ -32,5 +32,5 @@ class FP32ConvTranspose2d(nn.ConvTranspose2d):
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         with torch.autocast(x.device.type, enabled=False):
-            return F.conv_transpose2d(x.float(), self.weight, self.bias, self.stride, self.padding,
+            return F.conv_transpose2d(x.to(self.weight.dtype), self.weight, self.bias, self.stride, self.padding,
                                       self.output_padding, self.groups, self.dilation)
