@@ -1,12 +1,13 @@
-"""ms per generator step and peak GPU memory for the CIFAR-10 DCGAN recipe and its WGAN-GP variant.
+"""ms per generator step and peak memory for the CIFAR-10 DCGAN recipe and its WGAN-GP variant.
 
 Recipe (issue 4, the reference repos' CIFAR-10 settings): DCGAN G and D, base width 256, multipliers 4-2-1,
 z 128, batch 512, 5 D steps per G step, Adam. Data: CIFAR-10-shaped uint8 noise held on the device (the speed
-of a step does not depend on the pixels). Run on a GPU:
+of a step does not depend on the pixels). Methods: DCGAN, WGAN-GP, and WGAN-GP with its penalty in bf16
+(``precision: bf16``); each against a reference-style plain loop where one exists. Run on a GPU:
 
-    python benchmarks/image_step.py [--width 256] [--steps 30] [--device cuda]
+    python benchmarks/image_step.py [--width 256] [--steps 30] [--device cuda] [--methods M,..] [--variants V,..]
 
-On CPU, use a smaller width, e.g. --width 32 --batch 64 --device cpu.
+On CPU, use a smaller width, e.g. --width 32 --batch 64 --device cpu; memory there is the process's peak RSS.
 """
 from __future__ import annotations
 
@@ -152,14 +153,16 @@ def main() -> None:
         extra = METHODS[method]
         if not args.no_plain and method in PLAIN:
             ms, peak = measure(plain_step(args.width, args.batch, device, PLAIN[method]), args.steps, device)
-            print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |", flush=True)
+            print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |",
+                  flush=True)
         for name in args.variants.split(","):
             try:
                 step = gankit_step(recipe(args.width, args.batch, args.device) + extra + VARIANTS[name])
                 ms, peak = measure(step, args.steps, device)
                 print(f"| {method} | gankit, {name} | {ms:.1f} | {peak:.2f} |", flush=True)
             except Exception as exc:  # a variant that fails (e.g. compile) is reported, not fatal
-                print(f"| {method} | gankit, {name} | failed: {type(exc).__name__}: {str(exc).splitlines()[0][:80]} | |")
+                reason = str(exc).splitlines()[0][:80] if str(exc) else ""
+                print(f"| {method} | gankit, {name} | failed: {type(exc).__name__}: {reason} | |")
             if device.type == "cuda":
                 torch.cuda.empty_cache()
 

@@ -261,5 +261,6 @@ def clip(*, clip: Annotated[float, POSITIVE] = 0.01) -> Regularizer:
 
 
 @REGULARIZERS.register("noise", "instance noise on real and generated inputs of D, optionally annealed")
-def noise(*, sigma: Annotated[float, NON_NEGATIVE] = 0.1, anneal_steps: Annotated[int, NON_NEGATIVE] = 0) -> Regularizer:
+def noise(*, sigma: Annotated[float, NON_NEGATIVE] = 0.1,
+          anneal_steps: Annotated[int, NON_NEGATIVE] = 0) -> Regularizer:
     return InstanceNoise(sigma, anneal_steps)
