@@ -1,5 +1,6 @@
 """The image models: dcgan at every supported resolution and channel count, and mlp on images."""
 import copy
+import re
 
 import pytest
 import torch
@@ -236,3 +237,31 @@ def test_mlp_on_images():
     torch.testing.assert_close(d3(x_cl), d3(x_cl.contiguous()))
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert g(torch.randn(2, Z)).dtype == torch.float32
+
+
+def test_mlp_widths_and_batch_norm():
+    """widths replaces width x depth layer by layer; batch_norm puts BatchNorm1d after every hidden linear layer
+    (whose bias it makes redundant) and normalises each unit over the batch."""
+    g = MODELS.build({"name": "mlp", "widths": [16, 32, 64], "batch_norm": True, "output": "tanh"},
+                     "model.generator", "generator", (1, 28, 28), Z)
+    linears = [m for m in g.modules() if isinstance(m, torch.nn.Linear)]
+    assert [(m.in_features, m.out_features) for m in linears] == [(Z, 16), (16, 32), (32, 64), (64, 784)]
+    assert [m.bias is None for m in linears] == [True, True, True, False]
+    norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    assert [m.num_features for m in norms] == [16, 32, 64]
+    first = g.net[:2]  # Linear, BatchNorm1d
+    h = first(torch.randn(256, Z) * 5 + 3)
+    torch.testing.assert_close(h.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
+    d = MODELS.build({"name": "mlp", "widths": [8]}, "model.discriminator", "discriminator", (1, 28, 28), Z)
+    assert [m.out_features for m in d.modules() if isinstance(m, torch.nn.Linear)] == [8, 1]
+    assert not any(isinstance(m, torch.nn.BatchNorm1d) for m in d.modules())
+
+
+@pytest.mark.parametrize("spec, needle", [
+    ({"widths": []}, "model.generator.widths must list at least one"),
+    ({"widths": [64, 0]}, "model.generator.widths[1]"),
+    ({"batch_norm": 1}, "model.generator.batch_norm"),
+])
+def test_bad_mlp_params_are_config_errors_naming_the_key(spec, needle):
+    with pytest.raises(ConfigError, match=re.escape(needle)):
+        MODELS.build({"name": "mlp", **spec}, "model.generator", "generator", (1, 28, 28), Z)

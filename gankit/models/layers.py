@@ -20,7 +20,7 @@ class FP32Linear(nn.Linear):
 
 
 class FP32Conv2d(nn.Conv2d):
-    """A convolution that always computes in fp32, also inside a bf16 autocast region (D's logits)."""
+    """A convolution that computes in its weights' dtype (fp32), also inside a bf16 autocast region (D's logits)."""
 
     def forward(self, x: Tensor) -> Tensor:
         with torch.autocast(x.device.type, enabled=False):
@@ -28,7 +28,7 @@ class FP32Conv2d(nn.Conv2d):
 
 
 class FP32ConvTranspose2d(nn.ConvTranspose2d):
-    """A transposed convolution that always computes in fp32, also inside a bf16 autocast region (G's samples)."""
+    """A transposed convolution in its weights' dtype (fp32), also inside a bf16 autocast region (G's samples)."""
 
     def forward(self, x: Tensor) -> Tensor:  # type: ignore[override]
         with torch.autocast(x.device.type, enabled=False):
