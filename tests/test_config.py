@@ -9,7 +9,7 @@ def test_defaults_resolve_every_parameter():
     cfg = config.load()
     assert cfg.data == {"name": "ring", "n_modes": 8, "radius": 1.0, "std": 0.01, "n": 100_000, "seed": 0}
     assert cfg.model.generator["width"] == 256 and cfg.loss == {"name": "ns"}
-    assert cfg.regularizers == [{"name": "r1", "weight": 1.0, "every": 1}]
+    assert cfg.regularizers == [{"name": "r1", "weight": 1.0, "every": 1, "precision": "fp32"}]
     assert cfg.optim.generator["betas"] == [0.5, 0.999]
 
 
@@ -17,7 +17,7 @@ def test_overrides_set_nested_values_and_list_items():
     cfg = config.load(None, ["train.steps=500", "train.seed=3", "train.batch_size=64", "train.n_critic=5",
                              "regularizers=[{name: r1, weight: 2}]", "regularizers.0.every=4", "loss=wgan"])
     assert (cfg.train.steps, cfg.train.seed, cfg.train.batch_size, cfg.train.n_critic) == (500, 3, 64, 5)
-    assert cfg.regularizers == [{"name": "r1", "weight": 2.0, "every": 4}]
+    assert cfg.regularizers == [{"name": "r1", "weight": 2.0, "every": 4, "precision": "fp32"}]
     assert cfg.loss == {"name": "wgan"}
 
 
