@@ -17,12 +17,14 @@ from __future__ import annotations
 import argparse
 import copy
 import statistics
+import sys
 from pathlib import Path
 
 import torch
 from torch import Tensor, nn
 
 from gankit.api import load_trained
+from gankit.errors import GankitError
 from gankit.registry import REGULARIZERS, load_builtins
 from gankit.regularizers import DStepContext, InputGradientPenalty
 
@@ -32,7 +34,7 @@ def param_gradient(reg: InputGradientPenalty, critic: nn.Module, real: Tensor, f
     """The penalty and its gradient w.r.t. the critic's parameters (flattened, fp64), interpolation drawn by seed."""
     critic.zero_grad(set_to_none=True)
     torch.manual_seed(seed)  # the same alpha for every precision
-    value = reg.penalty(DStepContext(critic, real, fake, real, fake))
+    value = reg.penalty(DStepContext(critic, real, fake, real, fake))  # D's outputs: unused by these penalties
     value.backward()
     # a bias that cannot change the input gradient (the logit's) gets no gradient at all
     grad = torch.cat([torch.zeros(p.numel(), dtype=torch.float64, device=p.device) if p.grad is None
@@ -57,7 +59,11 @@ def main() -> None:
     parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     load_builtins()
-    exp, step = load_trained(args.run, device=args.device)
+    try:
+        exp, step = load_trained(args.run, device=args.device)
+    except GankitError as exc:
+        print(f"penalty_precision: error: {exc}", file=sys.stderr)
+        sys.exit(2)
     critics = {"fp64": copy.deepcopy(exp.discriminator).double(), "fp32": exp.discriminator,
                "bf16": exp.discriminator}
     regs = {p: REGULARIZERS.build({"name": args.penalty, "precision": "bf16" if p == "bf16" else "fp32"}, "r")
