@@ -40,6 +40,7 @@ class Trainer:
         n_fixed = self.cfg.eval.n_samples if exp.data.kind == "toy" else self.cfg.eval.grid_size
         self.fixed_z = torch.randn(n_fixed, self.cfg.model.z_dim, generator=fixed).to(exp.device)
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
+        self.tracker: LossTracker | None = None  # set while fit() runs; snapshots log to its TensorBoard
 
     # -- construction -------------------------------------------------------------------------------
     @classmethod
@@ -193,7 +194,7 @@ class Trainer:
             return
         grid = viz.image_grid(self.sample())
         viz.save_png(grid, self.run.grid(self.step))
-        writer = getattr(self, "tracker", None) and self.tracker.writer
+        writer = self.tracker.writer if self.tracker is not None else None
         if writer is not None:
             writer.add_image("samples", grid, self.step)
 

@@ -288,6 +288,18 @@ def _prepare(names: list[str], n: int, reference: dict[str, Any] | str, split: s
     return spec, data, n_ref
 
 
+def frechet_result(features: Tensor, reference: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
+    """FID (or classifier FD) of generated features against cached reference statistics."""
+    mu, sigma = F.feature_statistics(features)
+    return {"value": F.frechet_distance(mu, sigma, reference["mu"], reference["sigma"]), "protocol": protocol}
+
+
+def score_result(logits: Tensor, splits: int, protocol: dict[str, Any]) -> dict[str, Any]:
+    """Inception Score (or classifier score): mean and std over ``splits``."""
+    mean, std = F.inception_score(logits, splits)
+    return {"value": mean, "std": std, "protocol": protocol}
+
+
 def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor], n: int,
                     reference: dict[str, Any] | str, *, split: str | None = None, n_reference: int | None = None,
                     device: torch.device | str | None = None, batch_size: int = 250,
@@ -352,17 +364,20 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
     common = {"n_generated": n, "generated_images": "float [-1, 1] quantized to uint8 as when saved to PNG",
               **(protocol or {})}
 
+    def extractor_protocol(ext: Any, layer: str, with_reference: bool, head: dict[str, Any],
+                           **more: Any) -> dict[str, Any]:
+        ref = {"reference": label, "n_reference": n_ref} if with_reference else {"reference": None}
+        return {"extractor": ext.describe, "extractor_name": ext.name, "feature_layer": layer, **head, **ref,
+                **common, **more}
+
     def inception_protocol(layer: str, with_reference: bool, **more: Any) -> dict[str, Any]:
         assert inc is not None
-        ref = {"reference": label, "n_reference": n_ref} if with_reference else {"reference": None}
-        return {"extractor": inc.describe, "extractor_name": inc.name, "feature_layer": layer, **ref, **common,
-                **more}
+        return extractor_protocol(inc, layer, with_reference, {}, **more)
 
     def classifier_protocol(layer: str, with_reference: bool, **more: Any) -> dict[str, Any]:
         assert clf is not None
-        ref = {"reference": label, "n_reference": n_ref} if with_reference else {"reference": None}
-        return {"extractor": clf.describe, "extractor_name": clf.name, "feature_layer": layer,
-                "classifier_test_accuracy": clf.extra.get("test_accuracy"), **ref, **common, **more}
+        head = {"classifier_test_accuracy": clf.extra.get("test_accuracy")}
+        return extractor_protocol(clf, layer, with_reference, head, **more)
 
     results: dict[str, dict[str, Any]] = {}
     with _timed(timings, "metrics", device):
@@ -370,13 +385,10 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
         for name in names:
             if name == "fid":
                 assert ref_inc is not None and gen_inc is not None
-                mu, sigma = F.feature_statistics(gen_inc)
-                results[name] = {"value": F.frechet_distance(mu, sigma, ref_inc["mu"], ref_inc["sigma"]),
-                                 "protocol": inception_protocol(inc.feature_layer, True)}
+                results[name] = frechet_result(gen_inc, ref_inc, inception_protocol(inc.feature_layer, True))
             elif name == "is":
-                mean, std = F.inception_score(torch.cat(inc_logits), is_splits)
-                results[name] = {"value": mean, "std": std,
-                                 "protocol": inception_protocol(inc.logits_layer, False, splits=is_splits)}
+                results[name] = score_result(torch.cat(inc_logits), is_splits,
+                                             inception_protocol(inc.logits_layer, False, splits=is_splits))
             elif name == "kid":
                 assert ref_inc is not None and gen_inc is not None
                 mean, std = F.kernel_distance(gen_inc, ref_inc["features"], kid_subsets, kid_subset_size)
@@ -389,13 +401,11 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
                                  "protocol": inception_protocol(inc.feature_layer, True, k=prc_k)}
             elif name == "cfd":
                 assert clf is not None and ref_clf is not None
-                mu, sigma = F.feature_statistics(torch.cat(clf_feats))
-                results[name] = {"value": F.frechet_distance(mu, sigma, ref_clf["mu"], ref_clf["sigma"]),
-                                 "protocol": classifier_protocol(clf.feature_layer, True)}
+                results[name] = frechet_result(torch.cat(clf_feats), ref_clf,
+                                               classifier_protocol(clf.feature_layer, True))
             elif name == "cs":
-                mean, std = F.inception_score(torch.cat(clf_logits), is_splits)
-                results[name] = {"value": mean, "std": std,
-                                 "protocol": classifier_protocol(clf.logits_layer, False, splits=is_splits)}
+                results[name] = score_result(torch.cat(clf_logits), is_splits,
+                                             classifier_protocol(clf.logits_layer, False, splits=is_splits))
             elif name == "classes":
                 predicted = torch.cat(clf_logits).argmax(1)
                 results[name] = {"value": F.class_histogram(predicted, 10, data.info.get("classes")),
