@@ -1,38 +1,46 @@
 """The Python API that the `gankit` command wraps: train, sample and evaluate runs."""
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import torch
 
+from gankit.data.base import Batch
 from gankit.errors import GankitError
-from gankit.experiment import Experiment, restore
-from gankit.io import atomic_path
-from gankit.run import RunDir
 from gankit.evaluation import Generate, evaluate
+from gankit.experiment import Experiment, load_run
+from gankit.io import atomic_path, make_folder
 from gankit.train import train
 
 __all__ = ["train", "load_trained", "sample", "evaluate_run", "write_samples"]
 
 
-def load_trained(run_dir: Path, device: str = "auto", checkpoint: str = "last") -> tuple[Experiment, int]:
+def load_trained(run_dir: Path, device: str = "auto", checkpoint: Literal["last", "best"] = "last"
+                 ) -> tuple[Experiment, int]:
     """Rebuild a run from its config.yaml and load its last (or best) checkpoint on ``device``."""
-    run = RunDir(run_dir)
-    cfg = run.load_config()
-    cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
-    exp, state = restore(cfg, run.best_checkpoint if checkpoint == "best" else run.checkpoint)
-    return exp, int(state["step"])
+    loaded = load_run(run_dir, checkpoint=checkpoint, device=device)
+    return loaded.exp, loaded.step
 
 
 @torch.no_grad()
-def sample(exp: Experiment, n: int, seed: int = 0, batch_size: int = 4096) -> torch.Tensor:
-    """n samples (on the CPU) from the run's sampling generator (EMA weights when enabled), reproducible by seed."""
+def sample(exp: Experiment, n: int, seed: int = 0, batch_size: int = 4096, class_index: int | None = None,
+           per_class: bool = False) -> Batch:
+    """Samples (on the CPU) from the run's sampling generator (EMA weights when enabled), reproducible by seed,
+    with their classes (None for an unconditional run). ``class_index``: n samples of that class; ``per_class``:
+    n samples of each class, class by class."""
     if n < 1:
         raise GankitError(f"-n must be >= 1, got {n}")
-    return Generate(exp, seed).many(n, batch_size).cpu()
+    if per_class:
+        if class_index is not None:
+            raise GankitError("give --class K or --per-class, not both")
+        if not exp.conditional:
+            raise GankitError("--per-class needs a conditional run (model.conditional: true)")
+        parts = [Generate(exp, seed, class_index=c).many(n, batch_size) for c in range(exp.n_classes)]
+        return Batch(torch.cat([p.x for p in parts]).cpu(), torch.cat([p.y for p in parts]).cpu())
+    x, y = Generate(exp, seed, class_index=class_index).many(n, batch_size)
+    return Batch(x.cpu(), y.cpu() if y is not None else None)
 
 
 def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0, metrics: str | list[str] | None = None,
@@ -52,9 +60,12 @@ def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0, metrics: st
     return {"run": str(run_dir), "checkpoint": "best" if best else "last", **result}
 
 
-def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
-    """Write n samples. Toy runs: ``.npz`` (float array 'samples') or a ``.png`` scatter plot. Image runs:
-    ``.npz`` (uint8 NCHW array 'samples'), a ``.png`` grid, or a folder (no suffix) of one PNG per sample."""
+def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0, class_index: int | None = None,
+                  per_class: bool = False) -> Path:
+    """Write n samples (n of class K with ``class_index``; n of each class with ``per_class``). Toy runs:
+    ``.npz`` (float array 'samples') or a ``.png`` scatter plot. Image runs: ``.npz`` (uint8 NCHW array
+    'samples'), a ``.png`` grid (one row per class with ``per_class``), or a folder (no suffix) of one PNG per
+    sample. A conditional run's .npz also holds 'labels', and its folder names each file after its class."""
     from gankit import viz
     from gankit.data.base import to_uint8
 
@@ -63,40 +74,46 @@ def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0) -> Path:
         raise GankitError(f"--out {out}: unsupported file type '{suffix}'; use .npz, .png or a folder name")
     if suffix and out.is_dir():
         raise GankitError(f"--out {out} is a directory; give a file name ending in .npz or .png")
+    if not suffix and out.exists() and not out.is_dir():
+        raise GankitError(f"--out {out} is a file; a folder name (no suffix) writes one PNG per sample")
     exp, step = load_trained(run_dir)
     if not suffix and exp.data.kind == "toy":
         raise GankitError(f"--out {out}: a toy run writes .npz or .png, not a folder of images")
     if not suffix and out.exists() and any(out.iterdir()):
         raise GankitError(f"--out {out} is a folder that is not empty")
-    samples = sample(exp, n, seed)
+    samples, labels = sample(exp, n, seed, class_index=class_index, per_class=per_class)
     if exp.data.kind == "image":
         samples = to_uint8(samples)
     if suffix == ".npz":
+        arrays = {"samples": samples.numpy(), **({"labels": labels.numpy()} if labels is not None else {})}
         with atomic_path(out) as tmp:
-            np.savez_compressed(tmp, samples=samples.numpy())
+            np.savez_compressed(tmp, **arrays)
     elif suffix == ".png" and exp.data.kind == "toy":
         real = exp.data.real_batch(max(n, 2500)).cpu().numpy()
-        viz.toy_scatter(samples.numpy(), real, out, f"{exp.cfg.name}: {n} samples at step {step}")
+        what = f"class {class_index}" if class_index is not None else "per class" if per_class else ""
+        viz.toy_scatter(samples.numpy(), real, out, f"{exp.cfg.name}: {n} samples {what} at step {step}".replace("  ", " "))
     elif suffix == ".png":
-        viz.save_png(viz.image_grid(samples.float() / 127.5 - 1), out)
+        viz.save_png(viz.image_grid(samples.float() / 127.5 - 1, nrow=n if per_class else None), out)
     else:
-        write_image_folder(samples, out)
+        write_image_folder(samples, out, labels)
     return out
 
 
-def write_image_folder(images: torch.Tensor, out: Path) -> None:
-    """One PNG per image, written into a temporary folder that is renamed into place when complete."""
+def write_image_folder(images: torch.Tensor, out: Path, labels: torch.Tensor | None = None) -> None:
+    """One PNG per image (NNN.png, or NNN_class-K.png with labels), written into a temporary folder that is
+    renamed into place when complete."""
     import shutil
     import tempfile
 
     from gankit import viz
 
-    out.parent.mkdir(parents=True, exist_ok=True)
+    make_folder(out.parent, f"--out {out}")
     tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
     try:
         width = len(str(len(images) - 1))
         for i, image in enumerate(images):
-            viz.save_png(image, tmp / f"{i:0{width}d}.png")
+            tag = f"_class-{int(labels[i])}" if labels is not None else ""
+            viz.save_png(image, tmp / f"{i:0{width}d}{tag}.png")
         if out.exists():
             out.rmdir()  # empty, checked above
         tmp.rename(out)

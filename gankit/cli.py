@@ -42,8 +42,9 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from gankit.api import write_samples
 
-    out = write_samples(args.run_dir, args.n, args.out, args.seed)
-    print(f"wrote {args.n} samples to {out}", file=sys.stderr)
+    out = write_samples(args.run_dir, args.n, args.out, args.seed, args.class_index, args.per_class)
+    what = f" of class {args.class_index}" if args.class_index is not None else " of each class" if args.per_class else ""
+    print(f"wrote {args.n} samples{what} to {out}", file=sys.stderr)
     return 0
 
 
@@ -90,8 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("sample", help="write samples of a trained run (.npz or .png)")
     p.add_argument("run_dir", type=Path)
     p.add_argument("-n", type=int, default=2500, help="number of samples (default 2500)")
-    p.add_argument("--out", type=Path, required=True, help="FILE.npz (array 'samples') or FILE.png")
+    p.add_argument("--out", type=Path, required=True,
+                   help="FILE.npz (arrays 'samples', and 'labels' for a conditional run), FILE.png, or a folder")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
+                   help="conditional runs: N samples of class K")
+    p.add_argument("--per-class", action="store_true", help="conditional runs: N samples of each class (a grid "
+                                                             "with one row per class)")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")

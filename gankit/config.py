@@ -18,7 +18,7 @@ from typing import Any, Literal
 import yaml
 
 from gankit.errors import ConfigError
-from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, Registry, coerce, load_builtins
+from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, TERMS, Registry, coerce, load_builtins
 
 Spec = dict[str, Any]
 
@@ -46,17 +46,29 @@ def _spec(registry: Registry, default: Spec) -> Any:
     return field(default_factory=lambda: dict(default), metadata={"registry": registry})
 
 
+def _specs(registry: Registry) -> Any:
+    """A mapping of name -> spec (extra networks, their optimisers)."""
+    return field(default_factory=dict, metadata={"registry": registry, "named": True})
+
+
 @dataclass
 class ModelConfig:
     z_dim: int = 32
+    z_dist: Literal["normal", "uniform"] = "normal"  # z ~ N(0, I) or U(-1, 1)
+    # Conditional runs feed G and D the class labels of labelled data (image classes; a toy mixture's modes).
+    conditional: bool = False
+    class_dist: Literal["uniform", "data"] = "uniform"  # the classes G is asked for: uniform or the data's frequencies
     generator: Spec = _spec(MODELS, {"name": "mlp"})
     discriminator: Spec = _spec(MODELS, {"name": "mlp"})
+    networks: dict[str, Spec] = _specs(MODELS)  # extra networks that objective terms name (e.g. a classifier)
 
 
 @dataclass
 class OptimConfig:
     generator: Spec = _spec(OPTIMIZERS, {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]})
     discriminator: Spec = _spec(OPTIMIZERS, {"name": "adam", "lr": 1e-3, "betas": [0.5, 0.999]})
+    # Optimisers of model.networks, by name; a network without one uses a copy of its player's (G's or D's).
+    networks: dict[str, Spec] = _specs(OPTIMIZERS)
     lr_decay: Literal["none", "linear"] = "none"  # linear: lr falls to 0 at the last G step
 
 
@@ -71,6 +83,7 @@ class EMAConfig:
 class TrainConfig:
     steps: int = 2000  # generator steps
     batch_size: int = 256
+    g_batch_size: int | None = None  # samples per G step (default batch_size; SNGAN: 64 for D, 128 for G)
     n_critic: int = 1  # D steps per G step
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
@@ -111,6 +124,7 @@ class Config:
     regularizers: list[Spec] = field(
         default_factory=lambda: [{"name": "r1", "weight": 1.0}], metadata={"registry": REGULARIZERS}
     )
+    terms: list[Spec] = field(default_factory=list, metadata={"registry": TERMS})  # method terms (aux_class, ...)
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
@@ -125,6 +139,7 @@ _RANGES: list[tuple[str, str, Any]] = [
     ("train.steps", ">= 1", lambda v: v >= 1),
     ("train.batch_size", ">= 1", lambda v: v >= 1),
     ("train.n_critic", ">= 1", lambda v: v >= 1),
+    ("train.g_batch_size", ">= 1", lambda v: v is None or v >= 1),
     ("train.log_every", ">= 1", lambda v: v >= 1),
     ("train.checkpoint_every", ">= 1", lambda v: v >= 1),
     ("train.ema.decay", "in [0, 1)", lambda v: 0 <= v < 1),
@@ -162,6 +177,10 @@ def _build(cls: type, data: Any, where: str) -> Any:
             if not isinstance(value, list):
                 raise ConfigError(f"{key} must be a list of {registry.kind} specs, got {value!r}")
             kwargs[name] = [registry.resolve(v, f"{key}.{i}") for i, v in enumerate(value)]
+        elif registry is not None and f.metadata.get("named"):
+            if not isinstance(value, dict) or not all(isinstance(k, str) for k in value):
+                raise ConfigError(f"{key} must map names to {registry.kind} specs, got {value!r}")
+            kwargs[name] = {k: registry.resolve(v, f"{key}.{k}") for k, v in value.items()}
         elif registry is not None:
             kwargs[name] = registry.resolve(_merge_spec(default, value), key)
         elif dataclasses.is_dataclass(hints[name]):
@@ -195,9 +214,11 @@ def from_dict(data: dict[str, Any]) -> Config:
 def read_yaml(path: Path) -> dict[str, Any]:
     """Safe-load a YAML mapping; syntax errors name the file and line."""
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except OSError as exc:
         raise ConfigError(f"cannot read config {path}: {exc.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"config {path} is not a text file (not UTF-8); give a YAML file") from None
     try:
         data = safe_load(text)
     except yaml.YAMLError as exc:

@@ -20,9 +20,3 @@ class ParamError(ValueError):
 
 class TrainingDiverged(GankitError):
     """A loss became NaN or infinite; the last good checkpoint is kept."""
-
-
-def require(ok: bool, param: str, message: str) -> None:
-    """Raise ParamError(param, message) unless ok: the one-line range check used by every factory."""
-    if not ok:
-        raise ParamError(param, message)

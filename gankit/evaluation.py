@@ -4,41 +4,61 @@ each result carrying its protocol. Used at the end of training, every ``eval.eve
 """
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 
+from gankit.data.base import Batch
 from gankit.errors import GankitError
 from gankit.experiment import Experiment
 from gankit.metrics.toy import toy_metrics
 
 # Toy metrics that a `best` checkpoint can follow, with their direction (True: higher is better).
-TOY_BEST = {"modes": True, "high_quality": True, "reverse_kl": False}
+TOY_BEST = {"modes": True, "high_quality": True, "reverse_kl": False, "class_accuracy": True}
 
 
 class Generate:
     """k samples at a time from the run's sampling generator (EMA weights when enabled), with latents from a
-    generator of their own: evaluating never moves the training RNG, so a resumed run stays identical."""
+    generator of their own: evaluating never moves the training RNG, so a resumed run stays identical.
 
-    def __init__(self, exp: Experiment, seed: int) -> None:
+    The one way gankit samples a run (snapshots, `gankit sample`, metrics). ``class_index`` fixes the class of a
+    conditional run; otherwise classes are drawn from the prior. ``generate(k)`` returns images only (what the
+    metrics take); ``labelled(k)`` returns the samples with their classes.
+    """
+
+    def __init__(self, exp: Experiment, seed: int, class_index: int | None = None) -> None:
         self.exp = exp
         self.rng = torch.Generator().manual_seed(seed)
+        if class_index is not None:
+            exp.prior.check_class(class_index)
+        self.class_index = class_index
 
-    @torch.no_grad()
+    def labelled(self, k: int) -> Batch:
+        z, y = self.exp.prior.sample(k, self.exp.device, self.rng)
+        if self.class_index is not None:
+            y = torch.full((k,), self.class_index, dtype=torch.long, device=self.exp.device)
+        return Batch(generate_from(self.exp, z, y), y)
+
     def __call__(self, k: int) -> Tensor:
-        z = torch.randn(k, self.exp.cfg.model.z_dim, generator=self.rng).to(self.exp.device)
-        sampler = self.exp.sampler
-        was_training = sampler.training
-        sampler.eval()
-        with self.exp.autocast():
-            out = sampler(z).float()
-        sampler.train(was_training)
-        return out
+        return self.labelled(k).x
 
-    def many(self, n: int, batch_size: int = 1000) -> Tensor:
-        return torch.cat([self(min(batch_size, n - i)) for i in range(0, n, batch_size)])
+    def many(self, n: int, batch_size: int = 1000) -> Batch:
+        parts = [self.labelled(min(batch_size, n - i)) for i in range(0, n, batch_size)]
+        ys = [p.y for p in parts]
+        return Batch(torch.cat([p.x for p in parts]), torch.cat(ys) if ys[0] is not None else None)
+
+
+@torch.no_grad()
+def generate_from(exp: Experiment, z: Tensor, y: Tensor | None) -> Tensor:
+    """The sampling generator's output for latents z (and classes y), in eval mode and the run's precision."""
+    sampler = exp.sampler
+    was_training = sampler.training
+    sampler.eval()
+    with exp.autocast():
+        out = (sampler(z, y) if y is not None else sampler(z)).float()
+    sampler.train(was_training)
+    return out
 
 
 def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
@@ -49,8 +69,13 @@ def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
         raise GankitError(f"metrics {', '.join(names)} are for image runs; toy runs report modes, high_quality "
                           "and reverse_kl")
     from gankit.metrics import parse_names
+    from gankit.metrics.conditional import CONDITIONAL_METRICS
 
-    return parse_names(names)
+    names = parse_names(names)
+    per_class = [m for m in names if m in CONDITIONAL_METRICS]
+    if per_class and not exp.conditional:
+        raise GankitError(f"{', '.join(per_class)} are for conditional runs (model.conditional: true)")
+    return names
 
 
 def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list[str] | None = None,
@@ -63,15 +88,20 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
     """
     names = check_metric_names(exp, list(metrics or []))
     weights = "ema" if exp.ema is not None else "raw"
+    per_class = [m for m in names if m in CONDITIONAL_METRICS]
+    names = [m for m in names if m not in CONDITIONAL_METRICS]
     result: dict[str, Any] = {"step": step, "weights": weights, "n_samples": n,
                               "precision": str(exp.compute_dtype).removeprefix("torch.")}
     devices = [exp.device] if exp.device.type == "cuda" else []
     with torch.random.fork_rng(devices=devices):
         generate = Generate(exp, seed)
         if exp.data.kind == "toy":
-            result.update(toy_metrics(generate.many(n), exp.data.info["means"], exp.data.info["std"]))
+            samples = generate.many(n)
+            result.update(toy_metrics(samples.x, exp.data.info["means"], exp.data.info["std"]))
+            if exp.conditional:
+                result.update(toy_class_accuracy(samples, exp.data.info["means"], exp.data.info["std"]))
             return result
-        result.update(pixel_statistics(generate.many(min(n, 5000)), exp.data.real_batch(min(n, 5000))))
+        result.update(pixel_statistics(generate.many(min(n, 5000)).x, exp.data.real_batch(min(n, 5000))))
         if names:
             from gankit.metrics import compute_metrics
 
@@ -80,7 +110,34 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
                 names, generate, n, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 inception_weights=inception_weights, extractor=extractor or exp.cfg.eval.extractor,
                 protocol={"weights": weights, "step": step}, n_name=n_name))
+        if per_class:
+            from gankit.metrics.conditional import conditional_metrics
+
+            result.update(conditional_metrics(
+                per_class, lambda k, c: Generate(exp, seed + 1 + c, class_index=c)(k), exp.n_classes,
+                n // exp.n_classes, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
+                extractor=extractor or exp.cfg.eval.extractor, inception_weights=inception_weights,
+                protocol={"weights": weights, "step": step, "n_generated": n}))
     return result
+
+
+def toy_class_accuracy(samples: Batch, means: Tensor, std: float, threshold: float = 3.0) -> dict[str, Any]:
+    """Conditional toy runs (a mode is a class), over all samples and for each requested mode:
+
+    * class_accuracy: the fraction of samples whose nearest mode is the one they were generated for;
+    * class_high_quality: the fraction within ``threshold`` std of that mode's mean.
+    """
+    assert samples.y is not None
+    x, y = samples.x.float().to(means.device), samples.y.to(means.device)
+    nearest = torch.cdist(x, means.float()).argmin(dim=1)
+    counts = torch.bincount(y, minlength=len(means)).clamp_min(1)
+    out: dict[str, Any] = {}
+    for name, hit in (("class_accuracy", nearest == y),
+                      ("class_high_quality", (x - means[y]).norm(dim=1) <= threshold * std)):
+        per_mode = torch.bincount(y, weights=hit.float(), minlength=len(means)) / counts
+        out[name] = float(hit.float().mean())
+        out[f"{name}_per_class"] = [round(float(v), 4) for v in per_mode]
+    return out
 
 
 def pixel_statistics(fake: Tensor, real: Tensor) -> dict[str, Any]:
@@ -107,7 +164,7 @@ def best_scalar(results: dict[str, Any], name: str) -> tuple[float, bool]:
 
 def scalars(results: dict[str, Any]) -> dict[str, float]:
     """Flat numbers for TensorBoard: toy metrics, and each image metric's scalar."""
-    out = {k: float(v) for k, v in results.items() if k in ("modes", "high_quality", "reverse_kl")}
+    out = {k: float(v) for k, v in results.items() if k in TOY_BEST}
     for name, entry in results.items():
         if isinstance(entry, dict) and "value" in entry:
             value = entry["value"]
@@ -116,7 +173,3 @@ def scalars(results: dict[str, Any]) -> dict[str, float]:
             elif isinstance(value, dict):
                 out.update({f"{name}/{k}": float(v) for k, v in value.items() if isinstance(v, (int, float))})
     return out
-
-
-def resolve_path(path: str | None) -> str | None:
-    return str(Path(path).expanduser()) if path else None

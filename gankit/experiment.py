@@ -5,20 +5,25 @@ described by its config and there is one place that turns names into objects.
 """
 from __future__ import annotations
 
+import dataclasses
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from torch import nn
 
 from gankit.config import Config
 from gankit.data import InMemoryData
+from gankit.data.base import class_frequencies
 from gankit.data.stream import StreamingImageData
 from gankit.errors import ConfigError, GankitError
+from gankit.objective import Objective, Player, Term
 from gankit.optim import EMA, linear_decay
-from gankit.run import load_checkpoint
-from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, load_builtins
+from gankit.prior import Prior
+from gankit.run import RunDir, load_checkpoint
+from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, TERMS, load_builtins
 from gankit.regularizers import Regularizer
 
 
@@ -56,16 +61,31 @@ def build_data(cfg: Config, device: torch.device) -> Dataset:
     return DATASETS.build(cfg.data, "data").to(device)
 
 
-def build_generator(cfg: Config, data_shape: tuple[int, ...], device: torch.device) -> nn.Module:
-    return MODELS.build(cfg.model.generator, "model.generator", "generator", data_shape, cfg.model.z_dim).to(device)
-
-
 def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
+def check_conditioning(cfg: Config, data: Dataset) -> int:
+    """The number of classes G and D are conditioned on (0 for an unconditional run); a conditional config on
+    unlabelled data is a one-line error."""
+    if not cfg.model.conditional:
+        return 0
+    n_classes = data.n_classes
+    if n_classes < 1:
+        hint = " (set data.labels: true to take classes from subfolders)" if cfg.data["name"] == "image_folder" else ""
+        raise ConfigError(f"model.conditional is true but data '{cfg.data['name']}' has no class labels{hint}")
+    if n_classes < 2:
+        raise ConfigError(f"model.conditional is true but data '{cfg.data['name']}' has a single class")
+    return n_classes
+
+
 class Experiment:
-    """The built objects of one config. ``state_dict`` is everything a resume needs except the RNG."""
+    """The built objects of one config. ``state_dict`` is everything a resume needs except the RNG.
+
+    ``networks`` holds every network by name: "generator", "discriminator" and the extra networks that objective
+    terms need (``model.networks``). Each has its own optimiser (``optimizers``) and is trained in the phase of
+    its player (``players``: "discriminator" networks step with D, "generator" networks with G).
+    """
 
     def __init__(self, cfg: Config) -> None:
         load_builtins()
@@ -79,26 +99,68 @@ class Experiment:
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.train.seed)  # model initialisation and the training noise both follow the seed
         self.data = build_data(cfg, self.device)
-        self.generator = build_generator(cfg, self.data.shape, self.device)
-        self.discriminator = MODELS.build(
-            cfg.model.discriminator, "model.discriminator", "discriminator", self.data.shape, cfg.model.z_dim
-        ).to(self.device)
-        self.loss = LOSSES.build(cfg.loss, "loss")
+        m = cfg.model
+        self.n_classes = check_conditioning(cfg, self.data)
+        probs = class_frequencies(self.data.labels, self.n_classes) if self.n_classes and m.class_dist == "data" else None
+        self.prior = Prior(m.z_dim, m.z_dist, self.n_classes, probs)
+        shape = self.data.shape
+
+        def build(spec: dict[str, Any], where: str, role: str) -> nn.Module:
+            return MODELS.build(spec, where, role, shape, m.z_dim, self.n_classes).to(self.device)
+
+        self.networks: dict[str, nn.Module] = {
+            "generator": build(m.generator, "model.generator", "generator"),
+            "discriminator": build(m.discriminator, "model.discriminator", "discriminator"),
+        }
+        self.players: dict[str, Player] = {"generator": "generator", "discriminator": "discriminator"}
+        if self.n_classes and not getattr(self.generator, "uses_labels", False):
+            raise ConfigError("model.conditional is true but model.generator ignores the labels; give it a "
+                              "condition (e.g. condition: concat or cbn)")
+
+        terms: list[Term] = [TERMS.build(spec, f"terms.{i}") for i, spec in enumerate(cfg.terms)]
+        term_names = [spec["name"] for spec in cfg.terms]
+        for i, term in enumerate(terms):
+            for name, need in term.needs().items():
+                if name in self.networks:
+                    raise ConfigError(f"terms.{i}: network name '{name}' is taken; choose another")
+                if name not in m.networks:
+                    raise ConfigError(f"terms.{i} ({term_names[i]}) needs model.networks.{name}, which is not given")
+                self.networks[name] = build(m.networks[name], f"model.networks.{name}", need.role)
+                self.players[name] = need.player
+        unused = sorted(set(m.networks) - set(self.networks))
+        if unused:
+            raise ConfigError(f"model.networks.{unused[0]} is not used by any term")
+        for i, term in enumerate(terms):
+            term.check(self.networks, self.n_classes, f"terms.{i}")
+        self.terms = [t.to(self.device) for t in terms]
+        self.objective = Objective(LOSSES.build(cfg.loss, "loss"), self.terms, unique_names(term_names))
+
         self.regularizers: list[Regularizer] = [
             REGULARIZERS.build(spec, f"regularizers.{i}").to(self.device) for i, spec in enumerate(cfg.regularizers)
         ]
-        names = [spec["name"] for spec in cfg.regularizers]
-        self.regularizer_names = [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
-        self.opt_g = OPTIMIZERS.build(cfg.optim.generator, "optim.generator", self.generator.parameters())
-        self.opt_d = OPTIMIZERS.build(cfg.optim.discriminator, "optim.discriminator", self.discriminator.parameters())
+        self.regularizer_names = unique_names([spec["name"] for spec in cfg.regularizers])
+
+        extra_optims = sorted(set(cfg.optim.networks) - (set(self.networks) - {"generator", "discriminator"}))
+        if extra_optims:
+            raise ConfigError(f"optim.networks.{extra_optims[0]} names no extra network of model.networks (G's and "
+                              "D's optimisers are optim.generator and optim.discriminator)")
+        self.optimizers: dict[str, torch.optim.Optimizer] = {}
+        for name, net in self.networks.items():
+            if name in ("generator", "discriminator"):
+                spec, where = getattr(cfg.optim, name), f"optim.{name}"
+            elif name in cfg.optim.networks:
+                spec, where = cfg.optim.networks[name], f"optim.networks.{name}"
+            else:  # an extra network without its own optimiser: its player's settings
+                spec, where = getattr(cfg.optim, self.players[name]), f"optim.{self.players[name]}"
+            self.optimizers[name] = OPTIMIZERS.build(spec, where, net.parameters())
         self.schedulers = (
-            [linear_decay(self.opt_g, cfg.train.steps), linear_decay(self.opt_d, cfg.train.steps)]
-            if cfg.optim.lr_decay == "linear" else []
+            {name: linear_decay(opt, cfg.train.steps) for name, opt in self.optimizers.items()}
+            if cfg.optim.lr_decay == "linear" else {}
         )
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         self.joint_forward = not has_batch_norm(self.discriminator)
-        self.channels_last = cfg.train.channels_last and len(self.data.shape) == 3
+        self.channels_last = cfg.train.channels_last and len(shape) == 3
         if self.channels_last and cfg.train.compile:
             # Measured on an H100 (torch 2.11): inductor fails on channels_last transposed convolutions with a
             # stride assertion, and compile alone was not faster than channels_last alone.
@@ -106,14 +168,29 @@ class Experiment:
                           "channels_last transposed convolutions)")
             self.channels_last = False
         if self.channels_last:
-            for model in (self.generator, self.discriminator):
+            for model in self.networks.values():
                 model.to(memory_format=torch.channels_last)
+            if self.ema is not None:
+                self.ema.model.to(memory_format=torch.channels_last)
         # The training forwards; penalties call the eager D (a compiled graph has no double backward).
         self.g_forward: nn.Module = self.generator
         self.d_forward: nn.Module = self.discriminator
         if cfg.train.compile:
             self.g_forward = torch.compile(self.generator)
             self.d_forward = torch.compile(self.discriminator)
+
+    generator = property(lambda self: self.networks["generator"])
+    discriminator = property(lambda self: self.networks["discriminator"])
+    opt_g = property(lambda self: self.optimizers["generator"])
+    opt_d = property(lambda self: self.optimizers["discriminator"])
+
+    @property
+    def conditional(self) -> bool:
+        return self.n_classes > 0
+
+    def trained_with(self, player: Player) -> list[str]:
+        """The networks that step in ``player``'s phase."""
+        return [name for name, p in self.players.items() if p == player]
 
     def autocast(self) -> torch.autocast:
         """The region in which forward passes run: bf16 autocast when the precision says so."""
@@ -126,36 +203,67 @@ class Experiment:
 
     def state_dict(self) -> dict[str, Any]:
         return {
-            "generator": self.generator.state_dict(),
-            "discriminator": self.discriminator.state_dict(),
+            "networks": {name: net.state_dict() for name, net in self.networks.items()},
+            "optimizers": {name: opt.state_dict() for name, opt in self.optimizers.items()},
             "ema": self.ema.model.state_dict() if self.ema is not None else None,
-            "opt_g": self.opt_g.state_dict(),
-            "opt_d": self.opt_d.state_dict(),
-            "schedulers": [s.state_dict() for s in self.schedulers],
+            "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
             "regularizers": [r.state_dict() for r in self.regularizers],
+            "terms": [t.state_dict() for t in self.terms],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        self.generator.load_state_dict(state["generator"])
-        self.discriminator.load_state_dict(state["discriminator"])
+        missing = sorted(set(self.networks) - set(state["networks"]))
+        if missing:
+            raise KeyError(f"the checkpoint has no network '{missing[0]}'")
+        for name, net in self.networks.items():
+            net.load_state_dict(state["networks"][name])
         if self.ema is not None:
             # A run that enables EMA only on resume starts its average from the current weights.
-            self.ema.model.load_state_dict(state["ema"] if state["ema"] is not None else state["generator"])
-        self.opt_g.load_state_dict(state["opt_g"])
-        self.opt_d.load_state_dict(state["opt_d"])
-        for sched, sd in zip(self.schedulers, state["schedulers"]):
-            sched.load_state_dict(sd)
+            self.ema.model.load_state_dict(state["ema"] if state["ema"] is not None else state["networks"]["generator"])
+        for name, opt in self.optimizers.items():
+            opt.load_state_dict(state["optimizers"][name])
+        for name, sched in self.schedulers.items():
+            if name in state["schedulers"]:
+                sched.load_state_dict(state["schedulers"][name])
         for reg, sd in zip(self.regularizers, state["regularizers"]):
             reg.load_state_dict(sd)
+        for term, sd in zip(self.terms, state["terms"]):
+            term.load_state_dict(sd)
 
 
-def restore(cfg: Config, checkpoint: Path) -> tuple[Experiment, dict[str, Any]]:
-    """Build ``cfg`` and load a checkpoint into it; a checkpoint of another config is a one-line error."""
-    state = load_checkpoint(checkpoint)
+def unique_names(names: list[str]) -> list[str]:
+    """Names for logging: a name used twice gets its index (r1 and r1 -> r10, r11)."""
+    return [n if names.count(n) == 1 else f"{n}{i}" for i, n in enumerate(names)]
+
+
+@dataclass
+class LoadedRun:
+    """A run directory's experiment with a checkpoint loaded: the one way gankit loads a run (resume, sample,
+    eval)."""
+
+    run: RunDir
+    exp: Experiment
+    state: dict[str, Any]
+
+    @property
+    def step(self) -> int:
+        return int(self.state["step"])
+
+
+def load_run(run_dir: Path, *, checkpoint: Literal["last", "best"] = "last", device: str | None = None,
+             overrides: list[str] | None = None) -> LoadedRun:
+    """Rebuild a run from its config.yaml (with ``overrides``; ``device`` replaces train.device, e.g. to sample on
+    another machine) and load its last or best checkpoint. A checkpoint of another config is a one-line error."""
+    run = RunDir(run_dir)
+    cfg = run.load_config(overrides)
+    if device is not None:
+        cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
+    path = run.best_checkpoint if checkpoint == "best" else run.checkpoint
+    state = load_checkpoint(path)
     exp = Experiment(cfg)
     try:
         exp.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise GankitError(f"checkpoint {checkpoint} does not match the run's config.yaml: {reason}") from None
-    return exp, state
+        raise GankitError(f"checkpoint {path} does not match the run's config.yaml: {reason}") from None
+    return LoadedRun(run, exp, state)

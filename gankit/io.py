@@ -7,7 +7,9 @@ import tempfile
 from collections.abc import Callable
 from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator
+from typing import Any, Iterator
+
+from gankit.errors import GankitError
 
 
 @contextmanager
@@ -17,8 +19,11 @@ def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
     The temporary name keeps the final suffix (``.png``, ``.npz``) because some writers choose the format by it.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    make_folder(path.parent, str(path))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=suffix or path.suffix)
+    except OSError as exc:
+        raise GankitError(f"cannot write {path}: {exc.strerror or exc}") from None
     os.close(fd)
     try:
         yield Path(tmp)
@@ -27,6 +32,17 @@ def atomic_path(path: Path, suffix: str | None = None) -> Iterator[Path]:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
+
+
+def make_folder(folder: Path, what: str) -> None:
+    """Create ``folder`` (and its parents); a path that cannot be a folder is a one-line GankitError naming
+    ``what`` (the option or file it came from)."""
+    try:
+        Path(folder).mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise GankitError(f"{what}: {folder} exists and is not a folder") from None
+    except OSError as exc:
+        raise GankitError(f"{what}: cannot create the folder {folder} ({exc.strerror or exc})") from None
 
 
 def _umask() -> int:
@@ -46,9 +62,3 @@ def write_text(path: Path, text: str) -> None:
 
 def write_json(path: Path, obj: Any) -> None:
     write_text(path, json.dumps(obj, indent=2) + "\n")
-
-
-@contextmanager
-def open_atomic(path: Path, mode: str = "w") -> Iterator[IO[Any]]:
-    with atomic_path(path) as tmp, open(tmp, mode) as fh:
-        yield fh

@@ -182,7 +182,7 @@ REGULARIZERS = Registry("regularizer")
 MODELS = Registry("model")
 DATASETS = Registry("dataset")
 OPTIMIZERS = Registry("optimizer")
-METRICS = Registry("metric")
+TERMS = Registry("objective term")
 
 ALL: dict[str, Registry] = {
     "losses": LOSSES,
@@ -190,6 +190,7 @@ ALL: dict[str, Registry] = {
     "models": MODELS,
     "datasets": DATASETS,
     "optimizers": OPTIMIZERS,
+    "terms": TERMS,
 }
 
 
@@ -197,6 +198,7 @@ def load_builtins() -> None:
     """Import the modules whose decorators fill the registries."""
     import gankit.data  # noqa: F401
     import gankit.losses  # noqa: F401
+    import gankit.methods  # noqa: F401
     import gankit.models  # noqa: F401
     import gankit.optim  # noqa: F401
     import gankit.regularizers  # noqa: F401

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Annotated, Literal
 
 import torch
@@ -26,13 +27,21 @@ Critic = Callable[[Tensor], Tensor]
 
 @dataclass
 class DStepContext:
-    """What a penalty may look at in one D step. ``real_out``/``fake_out`` are D's outputs, still in the graph."""
+    """What a penalty may look at in one D step. ``real_out``/``fake_out`` are D's adversarial outputs, still in
+    the graph. In a conditional run ``critic`` is called ``critic(x, y)`` and ``real_y``/``fake_y`` are the labels
+    D saw in the loss; a penalty scores its points with the same labels (``scorer``)."""
 
-    critic: Critic
+    critic: Callable[..., Tensor]
     real: Tensor
     fake: Tensor
     real_out: Tensor
     fake_out: Tensor
+    real_y: Tensor | None = None
+    fake_y: Tensor | None = None
+
+    def scorer(self, y: Tensor | None) -> Critic:
+        """x -> D's score of x with labels y (x alone in an unconditional run)."""
+        return self.critic if y is None else partial(self.critic, y=y)
 
 
 PenaltyPrecision = Literal["fp32", "bf16"]
@@ -117,18 +126,19 @@ class R1(InputGradientPenalty):
     """Mescheder et al. 2018: 1/2 E_real ||grad_x D(x)||^2, so weight * P = gamma/2 E||grad D||^2."""
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        return 0.5 * squared_norm(self.input_gradient(ctx.critic, ctx.real)).mean()
+        return 0.5 * squared_norm(self.input_gradient(ctx.scorer(ctx.real_y), ctx.real)).mean()
 
 
 class R2(InputGradientPenalty):
     """Mescheder et al. 2018: the same penalty at generated samples."""
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        return 0.5 * squared_norm(self.input_gradient(ctx.critic, ctx.fake)).mean()
+        return 0.5 * squared_norm(self.input_gradient(ctx.scorer(ctx.fake_y), ctx.fake)).mean()
 
 
 class GradientPenalty(InputGradientPenalty):
-    """Gulrajani et al. 2017: E (||grad D(x_hat)|| - g0)^2 on x_hat = a x_real + (1-a) x_fake, a ~ U[0,1]."""
+    """Gulrajani et al. 2017: E (||grad D(x_hat)|| - g0)^2 on x_hat = a x_real + (1-a) x_fake, a ~ U[0,1].
+    A conditional D scores x_hat with the real sample's label."""
 
     def __init__(self, weight: float, every: int, target: float, precision: PenaltyPrecision = "fp32") -> None:
         super().__init__(weight, every, precision)
@@ -138,7 +148,7 @@ class GradientPenalty(InputGradientPenalty):
         real, fake = ctx.real.detach(), ctx.fake.detach()
         alpha = batch_uniform(real)
         x_hat = alpha * real + (1 - alpha) * fake
-        return (grad_norm(self.input_gradient(ctx.critic, x_hat)) - self.target).square().mean()
+        return (grad_norm(self.input_gradient(ctx.scorer(ctx.real_y), x_hat)) - self.target).square().mean()
 
 
 class DRAGAN(InputGradientPenalty):
@@ -158,7 +168,7 @@ class DRAGAN(InputGradientPenalty):
         scale = self.noise_std if self.noise_std is not None else self.c * real.std()
         delta = scale * uniform_like(real, real.shape)
         x_hat = real + batch_uniform(real) * delta
-        return (grad_norm(self.input_gradient(ctx.critic, x_hat)) - 1.0).square().mean()
+        return (grad_norm(self.input_gradient(ctx.scorer(ctx.real_y), x_hat)) - 1.0).square().mean()
 
 
 class LeCam(Regularizer):

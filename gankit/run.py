@@ -1,8 +1,8 @@
-"""A run directory on disk: its layout, checkpoints (atomic, data-only) and loading a trained run back.
+"""A run directory on disk: its layout and checkpoints (atomic, data-only); experiment.load_run loads a run back.
 
     DIR/config.yaml            the fully resolved config
     DIR/metrics.jsonl          one JSON object per logging point, each with "step"
-    DIR/checkpoints/last.pt    models, optimisers, EMA, regularizer state, RNG states, step
+    DIR/checkpoints/last.pt    networks and optimisers by name, EMA, regularizer and term state, RNG states, step
     DIR/samples/               snapshots (step_XXXXXX.npz) and figures
     DIR/tensorboard/           TensorBoard events
 """
@@ -22,7 +22,7 @@ from gankit.config import Config
 from gankit.errors import ConfigError, GankitError
 from gankit.io import atomic_path
 
-FORMAT = "gankit-checkpoint-1"
+FORMAT = "gankit-checkpoint-2"  # 2: networks and optimisers by name (conditional runs, extra networks)
 
 
 class RunDir:
@@ -77,6 +77,9 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
     except (pickle.UnpicklingError, zipfile.BadZipFile, RuntimeError, EOFError, OSError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise GankitError(f"checkpoint {path} is corrupted or not a gankit checkpoint ({reason[:160]})") from None
+    if isinstance(state, dict) and state.get("format") == "gankit-checkpoint-1":
+        raise GankitError(f"checkpoint {path} was written by an older gankit (format 1, before named networks); "
+                          "retrain the run with this version")
     if not isinstance(state, dict) or state.get("format") != FORMAT:
         raise GankitError(f"checkpoint {path} is not a gankit checkpoint (format {FORMAT} expected)")
     return state

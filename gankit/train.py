@@ -17,9 +17,12 @@ from tqdm import tqdm
 from gankit import config as config_mod
 from gankit.config import Config
 from gankit.errors import ConfigError, GankitError, TrainingDiverged
-from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluate, scalars
-from gankit.experiment import Experiment, restore
-from gankit.io import write_json
+from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluate, generate_from, scalars
+from gankit.experiment import Experiment, load_run
+from gankit.io import make_folder, write_json
+from gankit.models.conditional import DOutput, as_output
+from gankit.objective import StepContext
+from gankit.prior import Latents
 from gankit.regularizers import DStepContext
 from gankit.run import RunDir, dump_config, save_checkpoint, save_snapshot
 from gankit.tracking import LossTracker
@@ -34,11 +37,14 @@ class Trainer:
         self.cfg: Config = exp.cfg
         t = self.cfg.train
         self.batch_size, self.n_critic = t.batch_size, t.n_critic
+        self.g_batch_size = t.g_batch_size or t.batch_size
         # Snapshot latents are fixed by the seed and drawn from their own generator, so they never shift
-        # the training noise (resume equivalence depends on that).
+        # the training noise (resume equivalence depends on that). A conditional grid has one row per class.
         fixed = torch.Generator().manual_seed(t.seed + 1)
         n_fixed = self.cfg.eval.n_samples if exp.data.kind == "toy" else self.cfg.eval.grid_size
-        self.fixed_z = torch.randn(n_fixed, self.cfg.model.z_dim, generator=fixed).to(exp.device)
+        self.fixed = exp.prior.sample(n_fixed, exp.device, fixed)
+        if exp.conditional and exp.data.kind == "image":
+            self.fixed = Latents(self.fixed.z, exp.prior.grid_classes(n_fixed, exp.device))
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.tracker: LossTracker | None = None  # set while fit() runs; snapshots log to its TensorBoard
 
@@ -46,88 +52,107 @@ class Trainer:
     @classmethod
     def start(cls, cfg: Config, out_dir: Path) -> "Trainer":
         run = RunDir(out_dir)
+        if run.root.exists() and not run.root.is_dir():
+            raise GankitError(f"--out {out_dir} is a file; give a directory for the run")
         if run.holds_run():
             raise GankitError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or choose another --out")
         exp = Experiment(cfg)  # every config error surfaces here, before anything is written
         check_eval_config(exp)
-        run.root.mkdir(parents=True, exist_ok=True)
+        make_folder(run.root, "--out")
         dump_config(run.config, cfg)
         return cls(exp, run)
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] | None = None) -> "Trainer":
-        run = RunDir(run_dir)
-        exp, state = restore(run.load_config(overrides), run.checkpoint)
-        cfg = exp.cfg
+        loaded = load_run(run_dir, overrides=overrides)
+        exp, state = loaded.exp, loaded.state
         torch.set_rng_state(state["rng"]["cpu"])
         if exp.device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
         check_eval_config(exp)
         if overrides:
-            dump_config(run.config, cfg)
-        trainer = cls(exp, run, step=int(state["step"]))
+            dump_config(loaded.run.config, exp.cfg)
+        trainer = cls(exp, loaded.run, step=loaded.step)
         trainer.best = state.get("best")
         return trainer
 
     # -- one step of each player --------------------------------------------------------------------
-    def _noise(self, n: int) -> Tensor:
-        return torch.randn(n, self.cfg.model.z_dim, device=self.exp.device)
-
     def _perturb(self, x: Tensor) -> Tensor:
         for reg in self.exp.regularizers:
             x = reg.perturb(x, self.step)
         return x
 
-    def _critic_pair(self, real: Tensor, fake: Tensor) -> tuple[Tensor, Tensor]:
+    def _critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """D's adversarial score of x (with labels y): what the penalties differentiate."""
+        return as_output(self.exp.discriminator(x, y) if y is not None else self.exp.discriminator(x)).logit
+
+    def _score(self, x: Tensor, y: Tensor | None) -> DOutput:
         D = self.exp.d_forward
+        return as_output(D(x, y) if y is not None else D(x))
+
+    def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None
+                     ) -> tuple[DOutput, DOutput]:
         if self.exp.joint_forward:
-            out = D(torch.cat([real, fake]))
-            return out[: len(real)], out[len(real):]
-        return D(real), D(fake)
+            y = torch.cat([real_y, fake_y]) if real_y is not None and fake_y is not None else None
+            return self._score(torch.cat([real, fake]), y).split(len(real))
+        return self._score(real, real_y), self._score(fake, fake_y)
+
+    def _step(self, player: str, loss: Tensor) -> None:
+        """Backward through ``loss`` and step every optimiser of ``player``'s networks."""
+        names = self.exp.trained_with(player)
+        for name in names:
+            self.exp.optimizers[name].zero_grad(set_to_none=True)
+        loss.backward()
+        for name in names:
+            self.exp.optimizers[name].step()
 
     def d_step(self, d_index: int) -> dict[str, Tensor]:
         exp = self.exp
-        real = exp.data.sample(self.batch_size)
+        real, real_y = exp.data.sample(self.batch_size)
+        if not exp.conditional:
+            real_y = None  # labelled data in an unconditional run: the labels are not used
         if exp.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
+        z, fake_y = exp.prior.sample(self.batch_size, exp.device)
         with torch.no_grad(), exp.autocast():
-            fake = exp.g_forward(self._noise(self.batch_size)).float()
+            fake = (exp.g_forward(z, fake_y) if fake_y is not None else exp.g_forward(z)).float()
         real, fake = self._perturb(real), self._perturb(fake)
         with exp.autocast():
-            real_out, fake_out = self._critic_pair(real, fake)
-        loss = exp.loss.d_loss(real_out.float(), fake_out.float())
-        terms = {"d_loss": loss.detach()}
-        ctx = DStepContext(exp.discriminator, real, fake, real_out, fake_out)
-        total = loss
+            real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y)
+        ctx = StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y, real_out.float(),
+                          exp.autocast)
+        total, terms = exp.objective.d_loss(ctx)
+        pctx = DStepContext(self._critic, real, fake, ctx.real_out.logit, ctx.fake_out.logit, real_y, fake_y)
         for name, reg in zip(exp.regularizer_names, exp.regularizers):
             if reg.weight > 0 and reg.is_due(d_index):
-                penalty = reg.penalty(ctx)
+                penalty = reg.penalty(pctx)
                 if penalty is not None:
                     total = total + (reg.weight * reg.every) * penalty
                     terms[name] = penalty.detach()
-        exp.opt_d.zero_grad(set_to_none=True)
-        total.backward()
-        exp.opt_d.step()
+        self._step("discriminator", total)
         for reg in exp.regularizers:
             reg.after_d_step(exp.discriminator)
         return terms
 
-    def g_step(self) -> Tensor:
+    def g_step(self) -> dict[str, Tensor]:
         exp = self.exp
-        exp.discriminator.requires_grad_(False)  # G's backward needs no gradients for D's weights
+        frozen = [exp.networks[n] for n in exp.trained_with("discriminator")]
+        for net in frozen:  # G's backward needs no gradients for D's weights
+            net.requires_grad_(False)
+        z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
         with exp.autocast():
-            fake = self._perturb(exp.g_forward(self._noise(self.batch_size)).float())
-            fake_out = exp.d_forward(fake)
-        loss = exp.loss.g_loss(fake_out.float())
-        exp.opt_g.zero_grad(set_to_none=True)
-        loss.backward()
-        exp.opt_g.step()
-        exp.discriminator.requires_grad_(True)
+            fake = self._perturb((exp.g_forward(z, fake_y) if fake_y is not None else exp.g_forward(z)).float())
+            fake_out = self._score(fake, fake_y)
+        loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
+                                                       autocast=exp.autocast))
+        self._step("generator", loss)
+        for net in frozen:
+            net.requires_grad_(True)
         if exp.ema is not None:
             exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
-        for sched in exp.schedulers:
+        for sched in exp.schedulers.values():
             sched.step()
-        return loss.detach()
+        return terms
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -138,16 +163,16 @@ class Trainer:
         snapshot_steps = set(t.snapshot_steps) | {t.steps}
         bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress, desc=self.cfg.name,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
-        exp.generator.train()
-        exp.discriminator.train()
+        for net in exp.networks.values():
+            net.train()
         try:
             while self.step < t.steps:
                 for i in range(self.n_critic):
                     terms = self.d_step(self.step * self.n_critic + i)
                     tracker.add(terms)
-                g_loss = self.g_step()
-                tracker.add({"g_loss": g_loss})
-                tracker.check_finite(self.step + 1, terms["d_loss"] + g_loss)
+                g_terms = self.g_step()
+                tracker.add(g_terms)
+                tracker.check_finite(self.step + 1, terms["d_loss"] + g_terms["g_loss"])
                 self.step += 1
                 bar.update(1)
                 checkpoint_due = self.step % t.checkpoint_every == 0 or self.step == t.steps
@@ -177,22 +202,18 @@ class Trainer:
             )
         bar.set_postfix({k: f"{v:.3g}" for k, v in record.items() if k.endswith("loss")}, refresh=False)
 
-    @torch.no_grad()
-    def sample(self, z: Tensor | None = None) -> Tensor:
-        sampler = self.exp.sampler
-        was_training = sampler.training
-        sampler.eval()
-        with self.exp.autocast():
-            out = sampler(self.fixed_z if z is None else z).float()
-        sampler.train(was_training)
-        return out
+    def sample(self) -> Tensor:
+        """Samples from the fixed snapshot latents."""
+        return generate_from(self.exp, *self.fixed)
 
     def snapshot(self) -> None:
         """Samples from the fixed latents: an .npz of points for toy data, a PNG grid for images."""
         if self.exp.data.kind == "toy":
             save_snapshot(self.run.snapshot(self.step), self.sample())
             return
-        grid = viz.image_grid(self.sample())
+        # A conditional grid has one row per class (see Prior.grid_classes).
+        per_row = len(self.fixed.z) // self.exp.n_classes if self.exp.conditional else None
+        grid = viz.image_grid(self.sample(), nrow=per_row or None)
         viz.save_png(grid, self.run.grid(self.step))
         writer = self.tracker.writer if self.tracker is not None else None
         if writer is not None:

@@ -122,7 +122,7 @@ def test_mnist_reads_gzipped_and_plain_idx_files(tmp_path):
     assert d.info["classes"] == [str(i) for i in range(10)] and not d.hflip
     test = mnist(split="test", root=str(tmp_path), download=False)
     assert len(test) == 20 and torch.equal(test.x[:, 0], torch.from_numpy(arrays["t10k"]))
-    batch = d.sample(16)
+    batch = d.sample(16).x
     assert batch.shape == (16, 1, 28, 28) and batch.dtype == torch.float32
     assert batch.min() >= -1 and batch.max() <= 1 and batch.min() < -0.9 and batch.max() > 0.9
 
@@ -133,7 +133,7 @@ def test_mnist_resolution_channels_and_limit(tmp_path):
     assert d.x.shape == (7, 3, 32, 32) and d.x.dtype == torch.uint8 and len(d.labels) == 7
     assert torch.equal(d.x[:, 0], d.x[:, 1]) and torch.equal(d.x[:, 0], d.x[:, 2])
     assert mnist(root=str(tmp_path), resolution=64).x.shape == (50, 1, 64, 64)
-    assert mnist(root=str(tmp_path), resolution=14).sample(3).shape == (3, 1, 14, 14)
+    assert mnist(root=str(tmp_path), resolution=14).sample(3).x.shape == (3, 1, 14, 14)
 
 
 def test_mnist_via_registry_and_data_root_env(tmp_path, monkeypatch):
@@ -177,7 +177,7 @@ def test_cifar10_python_batches(tmp_path):
     expected = np.array(Image.fromarray(train[0].transpose(1, 2, 0)).convert("L"))
     assert gray.x.shape == (2, 1, 32, 32) and torch.equal(gray.x[0, 0], torch.from_numpy(expected))
     big = cifar10(root=str(tmp_path), resolution=64, limit=3)
-    assert big.x.shape == (3, 3, 64, 64) and big.sample(4).shape == (4, 3, 64, 64)
+    assert big.x.shape == (3, 3, 64, 64) and big.sample(4).x.shape == (4, 3, 64, 64)
 
 
 def test_cifar10_archive_placed_by_hand_is_extracted(tmp_path):
@@ -254,7 +254,7 @@ def test_image_folder_decodes_every_format_recursively(tmp_path, resolution, cha
     d = image_folder(path=str(top), resolution=resolution, channels=channels, root=str(tmp_path / "data"))
     assert isinstance(d, InMemoryData) and d.kind == "image" and d.labels is None and "classes" not in d.info
     assert d.x.shape == (6, channels, resolution, resolution) and d.x.dtype == torch.uint8
-    assert d.sample(5).shape == (5, channels, resolution, resolution)
+    assert d.sample(5).x.shape == (5, channels, resolution, resolution)
     gray = d.x[3]  # dogs/d.png: a flat 200 everywhere, in every channel
     assert int(gray.min()) == int(gray.max()) == 200
 
@@ -312,9 +312,9 @@ def test_hflip_flips_about_half_of_each_batch(tmp_path):
     img[:, :4] = 255  # bright left half
     Image.fromarray(img).save(top / "a.png")
     d = image_folder(path=str(top), resolution=8, hflip=True, cache=False)
-    left_bright = d.sample(400)[:, 0, 0, 0] > 0
+    left_bright = d.sample(400).x[:, 0, 0, 0] > 0
     assert 120 < int(left_bright.sum()) < 280
-    assert (image_folder(path=str(top), resolution=8, cache=False).sample(50)[:, 0, 0, 0] > 0).all()
+    assert (image_folder(path=str(top), resolution=8, cache=False).sample(50).x[:, 0, 0, 0] > 0).all()
 
 
 def test_decoded_folder_is_cached_on_disk(tmp_path, monkeypatch):
@@ -371,7 +371,7 @@ def test_folder_streams_when_over_the_memory_budget(tmp_path):
     assert d.labels.tolist() == [0, 0, 0, 1, 1, 1] and d.info["classes"] == ["cats", "dogs"]
     d = d.to(torch.device("cpu"))
     for _ in range(3):
-        batch = d.sample(8)
+        batch = d.sample(8).x
         assert batch.shape == (8, 3, 32, 32) and batch.dtype == torch.float32
         assert -1 <= batch.min() and batch.max() <= 1
     in_memory = image_folder(path=str(top), resolution=32, cache=False)
@@ -382,7 +382,7 @@ def test_streaming_with_worker_processes(tmp_path):
     make_idx_set(tmp_path, "MNIST")
     d = mnist(root=str(tmp_path), resolution=32, max_memory_mb=0.01, workers=1)
     assert isinstance(d, StreamingImageData) and len(d) == 50 and d.shape == (1, 32, 32)
-    batches = [d.sample(10) for _ in range(3)]
+    batches = [d.sample(10).x for _ in range(3)]
     assert all(b.shape == (10, 1, 32, 32) and -1 <= b.min() and b.max() <= 1 for b in batches)
     expected = mnist(root=str(tmp_path), resolution=32).real_batch(5)
     assert torch.allclose(d.real_batch(5), expected)
@@ -394,7 +394,7 @@ def test_streaming_skips_unreadable_files(tmp_path):
     (top / "cats" / "broken.png").write_bytes(b"\x89PNG not really")
     with pytest.warns(UserWarning, match="skipped 1 unreadable"):
         d = image_folder(path=str(top), resolution=16, max_memory_mb=0.001, workers=0)
-    assert len(d) == 6 and d.sample(12).shape == (12, 3, 16, 16)
+    assert len(d) == 6 and d.sample(12).x.shape == (12, 3, 16, 16)
 
 
 # --- bad input -----------------------------------------------------------------------------------------------

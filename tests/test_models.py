@@ -220,7 +220,7 @@ def test_backward_reaches_every_parameter_and_double_backward_works():
 def test_resolved_spec_states_the_defaults():
     assert MODELS.resolve({"name": "dcgan"}, "model.generator") == {
         "name": "dcgan", "width": 64, "multipliers": None, "batch_norm": True, "spectral_norm": False,
-        "activation": "auto", "init": "dcgan"}
+        "activation": "auto", "init": "dcgan", "condition": "auto", "class_head": False}
 
 
 def test_mlp_on_images():
@@ -249,8 +249,7 @@ def test_mlp_widths_and_batch_norm():
     assert [m.bias is None for m in linears] == [True, True, True, False]
     norms = [m for m in g.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     assert [m.num_features for m in norms] == [16, 32, 64]
-    first = g.net[:2]  # Linear, BatchNorm1d
-    h = first(torch.randn(256, Z) * 5 + 3)
+    h = g.norms[0](g.hidden[0](torch.randn(256, Z) * 5 + 3))  # the first Linear, then its BatchNorm1d
     torch.testing.assert_close(h.mean(0), torch.zeros(16), atol=1e-5, rtol=0)
     d = MODELS.build({"name": "mlp", "widths": [8]}, "model.discriminator", "discriminator", (1, 28, 28), Z)
     assert [m.out_features for m in d.modules() if isinstance(m, torch.nn.Linear)] == [8, 1]

@@ -76,7 +76,7 @@ def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
         trainer.fit()
     state = load_checkpoint(RunDir(tmp_path / "run").checkpoint)
     assert state["step"] == 10
-    assert all(torch.isfinite(v).all() for v in state["generator"].values())
+    assert all(torch.isfinite(v).all() for v in state["networks"]["generator"].values())
 
 
 def test_divergence_from_a_too_large_learning_rate_is_caught(tmp_path):

@@ -6,7 +6,7 @@ converted per batch on the device to float in [-1, 1], the range of G's tanh out
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 import torch
 from torch import Tensor
@@ -20,6 +20,33 @@ def to_unit_range(x: Tensor) -> Tensor:
 def to_uint8(x: Tensor) -> Tensor:
     """float [-1, 1] -> uint8 [0, 255], rounding to nearest (the inverse of to_unit_range up to rounding)."""
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
+
+
+class Batch(NamedTuple):
+    """A batch of data: samples in the model's range, and their class indices [B] when the data has labels."""
+
+    x: Tensor
+    y: Tensor | None
+
+
+def count_classes(info: dict[str, Any], labels: Tensor | None) -> int:
+    """The number of classes of labelled data (0 without labels): the named classes, else the largest label + 1."""
+    if labels is None or len(labels) == 0:
+        return 0
+    if info.get("classes"):
+        return len(info["classes"])
+    return int(labels.max()) + 1
+
+
+def class_frequencies(labels: Tensor, n_classes: int) -> Tensor:
+    """The fraction of examples of each class (float [K])."""
+    return torch.bincount(labels.long().flatten(), minlength=n_classes).float() / len(labels)
+
+
+def flip_half(batch: Tensor) -> Tensor:
+    """Flip each image horizontally with probability 1/2 (on the batch's device, no host sync)."""
+    flip = torch.rand(batch.shape[0], 1, 1, 1, device=batch.device) < 0.5
+    return torch.where(flip, batch.flip(-1), batch)
 
 
 @dataclass
@@ -44,19 +71,23 @@ class InMemoryData:
     def __len__(self) -> int:
         return self.x.shape[0]
 
+    @property
+    def n_classes(self) -> int:
+        return count_classes(self.info, self.labels)
+
     def to(self, device: torch.device) -> "InMemoryData":
         info = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.info.items()}
         labels = self.labels.to(device) if self.labels is not None else None
         return InMemoryData(self.x.to(device), self.kind, info, labels, self.hflip)
 
-    def sample(self, batch_size: int) -> Tensor:
-        # Sampling with replacement on the device: no DataLoader, no host round trip.
+    def sample(self, batch_size: int) -> Batch:
+        """batch_size examples drawn with replacement, and their labels (None for unlabelled data)."""
+        # On the device: no DataLoader, no host round trip.
         idx = torch.randint(len(self), (batch_size,), device=self.x.device)
         batch = to_unit_range(self.x[idx])
         if self.hflip:
-            flip = torch.rand(batch_size, 1, 1, 1, device=batch.device) < 0.5
-            batch = torch.where(flip, batch.flip(-1), batch)
-        return batch
+            batch = flip_half(batch)
+        return Batch(batch, self.labels[idx] if self.labels is not None else None)
 
     def real_batch(self, n: int) -> Tensor:
         """The first n examples in the model's range, for figures and metrics."""

@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gankit.data.base import to_unit_range
+from gankit.data.base import Batch, count_classes, flip_half, to_unit_range
 
 
 def default_workers() -> int:
@@ -37,6 +37,19 @@ class ForeverRandom(Sampler[int]):
     def __iter__(self) -> Iterator[int]:
         while True:
             yield from torch.randint(self.n, (4096,)).tolist()
+
+
+class WithIndex(Dataset):
+    """Items paired with their index, so that a streamed batch can carry its labels."""
+
+    def __init__(self, items: Dataset) -> None:
+        self.items = items
+
+    def __len__(self) -> int:
+        return len(self.items)  # type: ignore[arg-type]
+
+    def __getitem__(self, i: int) -> tuple[Tensor, int]:
+        return self.items[i], i
 
 
 class StreamingImageData:
@@ -65,6 +78,10 @@ class StreamingImageData:
     def __len__(self) -> int:
         return len(self.items)  # type: ignore[arg-type]
 
+    @property
+    def n_classes(self) -> int:
+        return count_classes(self.info, self.labels)
+
     def to(self, device: torch.device | str) -> "StreamingImageData":
         self.device = torch.device(device)
         if self.labels is not None:
@@ -75,22 +92,22 @@ class StreamingImageData:
     def _start(self, batch_size: int) -> None:
         self.close()
         workers = self.workers
-        self._loader = DataLoader(self.items, batch_size=batch_size, sampler=ForeverRandom(len(self)),
+        self._loader = DataLoader(WithIndex(self.items), batch_size=batch_size, sampler=ForeverRandom(len(self)),
                                   num_workers=workers, pin_memory=self.device.type == "cuda",
                                   persistent_workers=workers > 0, prefetch_factor=4 if workers > 0 else None)
         self._iter = iter(self._loader)
         self._batch = batch_size
 
-    def sample(self, batch_size: int) -> Tensor:
+    def sample(self, batch_size: int) -> Batch:
         if self._iter is None or batch_size != self._batch:
             self._start(batch_size)
         assert self._iter is not None
-        x = next(self._iter).to(self.device, non_blocking=True)
-        batch = to_unit_range(x)
+        x, index = next(self._iter)
+        batch = to_unit_range(x.to(self.device, non_blocking=True))
         if self.hflip:
-            flip = torch.rand(batch_size, 1, 1, 1, device=batch.device) < 0.5
-            batch = torch.where(flip, batch.flip(-1), batch)
-        return batch
+            batch = flip_half(batch)
+        labels = self.labels[index.to(self.device, non_blocking=True)] if self.labels is not None else None
+        return Batch(batch, labels)
 
     def real_batch(self, n: int) -> Tensor:
         """The first n images in the model's range (decoded once, in threads, and kept on the host)."""

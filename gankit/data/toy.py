@@ -24,11 +24,12 @@ def grid_means(side: int, spacing: float) -> Tensor:
 
 
 def mixture(means: Tensor, std: float, n: int, seed: int) -> InMemoryData:
-    """n samples, equally likely modes; the data set is fixed by ``seed``, independent of the training seed."""
+    """n samples, equally likely modes; the data set is fixed by ``seed``, independent of the training seed.
+    Each sample's mode index is its class label (for conditional runs)."""
     gen = torch.Generator().manual_seed(seed)
     modes = torch.randint(len(means), (n,), generator=gen)
     x = means[modes] + std * torch.randn(n, 2, generator=gen)
-    return InMemoryData(x, "toy", {"means": means, "std": std})
+    return InMemoryData(x, "toy", {"means": means, "std": std}, labels=modes)
 
 
 Std = Annotated[float, POSITIVE]

@@ -26,12 +26,13 @@ from gankit.data.base import to_uint8
 from gankit.errors import ConfigError, GankitError
 from gankit.metrics import features as F
 from gankit.metrics.extractors import Extractor, build_extractor, classifier
-from gankit.registry import DATASETS, METRICS, load_builtins
+from gankit.registry import DATASETS, load_builtins
 
 CACHE_VERSION = 1
 INCEPTION_METRICS = ("fid", "is", "kid", "prc")
 CLASSIFIER_METRICS = ("cfd", "cs", "classes")
-METRIC_NAMES = INCEPTION_METRICS + CLASSIFIER_METRICS
+CONDITIONAL_METRICS = ("intra_fid", "intra_cfd", "cacc")  # class-conditional runs (gankit.metrics.conditional)
+METRIC_NAMES = INCEPTION_METRICS + CLASSIFIER_METRICS + CONDITIONAL_METRICS
 METRIC_HELP = {
     "fid": "Frechet Inception Distance (pool3, 2048-d) to the reference split; lower is better",
     "is": "Inception Score (logits_unbiased, 10 splits) of the generated images; higher is better",
@@ -40,15 +41,16 @@ METRIC_HELP = {
     "cfd": "Frechet distance in the MNIST/Fashion-MNIST classifier's 128-d feature space; lower is better",
     "cs": "classifier score: the Inception Score formula with the MNIST/Fashion-MNIST classifier; higher is better",
     "classes": "histogram of the classifier's predicted classes, classes covered, KL to uniform (mode collapse)",
+    "intra_fid": "conditional runs: mean over classes of the FID of each class's samples to that class's images",
+    "intra_cfd": "conditional runs: mean per-class Frechet distance in the MNIST/Fashion-MNIST classifier's space",
+    "cacc": "conditional runs: how often the MNIST/Fashion-MNIST classifier predicts the requested class",
 }
 # For keeping a `best` checkpoint: the scalar of each metric (see metric_scalar) and its direction.
 HIGHER_IS_BETTER = {"fid": False, "is": True, "kid": False, "prc": True, "cfd": False, "cs": True,
-                    "classes": False}
+                    "classes": False, "intra_fid": False, "intra_cfd": False, "cacc": True}
 # Keys of a dataset spec that do not change the images read (left out of the reference's cache key).
 NON_CONTENT_KEYS = ("download", "max_memory_mb", "workers", "hflip", "cache")
 
-for _name in METRIC_NAMES:  # the METRICS registry lists them (gankit's other registries work the same way)
-    METRICS.register(_name, METRIC_HELP[_name])(lambda _n=_name: _n)
 
 
 def metric_scalar(name: str, entry: dict[str, Any]) -> float:

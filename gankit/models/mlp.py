@@ -1,23 +1,33 @@
-"""Fully connected generator and discriminator: the 2-D toy lab's models and the reference 'vanilla GAN'."""
+"""Fully connected generator and discriminator: the 2-D toy lab's models and the reference 'vanilla GAN'.
+
+Conditioning (``model.conditional: true``): G takes the one-hot class concatenated to z (``concat``) or
+conditional batch norms (``cbn``); D takes the one-hot class concatenated to its input (``concat``), adds the
+projection term (``projection``), and/or has a class head (``class_head``, ACGAN).
+"""
 from __future__ import annotations
 
 import math
 from typing import Annotated, Literal
 
+import torch
 from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
-from gankit.models.layers import FP32Linear
 from gankit.errors import ParamError
+from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, class_head, one_hot,
+                                       require_labels)
+from gankit.models.layers import FP32Linear
 from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE
 
 Role = Literal["generator", "discriminator"]
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh, "elu": nn.ELU}
+GCondition = Literal["auto", "none", "concat", "cbn"]
+DCondition = Literal["auto", "none", "concat", "projection"]
 
 
 class MLP(nn.Module):
-    """Hidden layers of ``widths`` units. G maps z to a flat sample reshaped to ``data_shape``;
-    D maps a sample to one raw score per sample (shape [batch])."""
+    """Hidden layers of ``widths`` units. G maps z (and y) to a flat sample reshaped to ``data_shape``;
+    D maps a sample (and y) to one raw score per sample (shape [batch]), or a DOutput with a class head."""
 
     def __init__(
         self,
@@ -29,38 +39,84 @@ class MLP(nn.Module):
         output: Literal["linear", "tanh"],
         spectral_norm: bool,
         batch_norm: bool = False,
+        n_classes: int = 0,
+        condition: str = "none",
+        with_class_head: bool = False,
     ) -> None:
         super().__init__()
         self.role = role
         self.data_shape = tuple(data_shape)
+        self.n_classes, self.condition = n_classes, condition
+        self.uses_labels = condition != "none"
         features = math.prod(self.data_shape)
-        sizes = [z_dim if role == "generator" else features] + list(widths)
-        layers: list[nn.Module] = []
+        first = z_dim if role == "generator" else features
+        sizes = [first + (n_classes if condition == "concat" else 0)] + list(widths)
+        self.hidden = nn.ModuleList()
+        self.norms = nn.ModuleList()
+        self.acts = nn.ModuleList()
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             linear = FP32Linear if i == 0 and role == "discriminator" else nn.Linear
             # Batch norm makes the linear layer's bias redundant.
-            layers.append(linear(n_in, n_out, bias=not batch_norm))
+            self.hidden.append(linear(n_in, n_out, bias=not batch_norm))
             if batch_norm:
-                layers.append(nn.BatchNorm1d(n_out))
-            layers.append(_ACTIVATIONS[activation]())
-        layers.append(FP32Linear(sizes[-1], features if role == "generator" else 1))
-        if role == "generator" and output == "tanh":
-            layers.append(nn.Tanh())
+                cbn = condition == "cbn"
+                self.norms.append(ConditionalBatchNorm(n_out, n_classes, dims=1) if cbn else nn.BatchNorm1d(n_out))
+            self.acts.append(_ACTIVATIONS[activation]())
+        self.out = FP32Linear(sizes[-1], features if role == "generator" else 1)
+        self.tanh = role == "generator" and output == "tanh"
+        self.projection = ProjectionHead(sizes[-1], n_classes) if condition == "projection" else None
+        self.class_head = class_head(sizes[-1], n_classes) if with_class_head else None
         if spectral_norm:
-            layers = [apply_spectral_norm(m) if isinstance(m, nn.Linear) else m for m in layers]
-        self.net = nn.Sequential(*layers)
+            for module in [*self.hidden, self.out, self.class_head]:
+                if module is not None:
+                    apply_spectral_norm(module)
+            if self.projection is not None:
+                apply_spectral_norm(self.projection.embed)
 
-    def forward(self, x: Tensor) -> Tensor:
+    def features(self, x: Tensor, y: Tensor | None) -> Tensor:
+        if self.condition == "concat":
+            x = torch.cat([x, one_hot(y, self.n_classes, x.dtype)], dim=1)
+        for i, (linear, act) in enumerate(zip(self.hidden, self.acts)):
+            x = linear(x)
+            if self.norms:
+                norm = self.norms[i]
+                x = norm(x, y) if isinstance(norm, ConditionalBatchNorm) else norm(x)
+            x = act(x)
+        return x
+
+    def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor | DOutput:
+        if self.uses_labels and y is None:
+            raise ValueError(f"this {self.role} is conditional: call it with class labels y")
         if self.role == "generator":
-            return self.net(x).view(x.shape[0], *self.data_shape)
-        return self.net(x.flatten(1)).squeeze(1)
+            out = self.out(self.features(x, y))
+            return (out.tanh() if self.tanh else out).view(x.shape[0], *self.data_shape)
+        h = self.features(x.flatten(1), y)
+        logit = self.out(h).squeeze(1)
+        if self.projection is not None:
+            logit = logit + self.projection(h, y)
+        if self.class_head is None:
+            return logit
+        return DOutput(logit, {"class": self.class_head(h)})
 
 
-@MODELS.register("mlp", "fully connected G or D: hidden widths, optional batch norm and spectral norm")
+def resolve_condition(role: Role, condition: str, n_classes: int, with_class_head: bool) -> str:
+    """auto: concatenation when the run is conditional (D: unless it has a class head, as ACGAN's), else none."""
+    if condition == "auto":
+        return "concat" if n_classes and not (role == "discriminator" and with_class_head) else "none"
+    if condition != "none":
+        require_labels(n_classes, "condition", condition)
+    if condition == "cbn" and role == "discriminator" or condition == "projection" and role == "generator":
+        raise ParamError("condition", f"'{condition}' is not a {role} conditioning; the generator takes concat or "
+                                      "cbn, the discriminator concat or projection")
+    return condition
+
+
+@MODELS.register("mlp", "fully connected G or D: hidden widths, batch norm, spectral norm, class conditioning")
 def mlp(
     role: Role,
     data_shape: tuple[int, ...],
     z_dim: int,
+    n_classes: int = 0,
     *,
     width: Annotated[int, AT_LEAST_ONE] = 256,
     depth: Annotated[int, NON_NEGATIVE] = 3,
@@ -69,10 +125,25 @@ def mlp(
     output: Literal["linear", "tanh"] = "linear",
     batch_norm: bool = False,
     spectral_norm: bool = False,
+    condition: GCondition | DCondition = "auto",
+    class_head: bool = False,
 ) -> MLP:
     """width, depth: depth hidden layers of width units; widths: one entry per hidden layer, replacing both.
-    batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it)."""
+    batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it).
+    condition (conditional runs): auto = concat; G: concat (one-hot y joined to z) or cbn (conditional batch
+        norms; needs batch_norm); D: concat (one-hot y joined to x) or projection (+ <embed(y), features>).
+    class_head: D only: class logits from the last hidden layer (ACGAN)."""
     if widths is not None and not widths:
         raise ParamError("widths", "must list at least one hidden width, or be null to use width and depth")
-    return MLP(role, data_shape, z_dim, list(widths) if widths is not None else [width] * depth, activation, output,
-               spectral_norm, batch_norm)
+    sizes = list(widths) if widths is not None else [width] * depth
+    if class_head:
+        if role != "discriminator":
+            raise ParamError("class_head", "is a discriminator option (ACGAN)")
+        require_labels(n_classes, "class_head", "true")
+    condition = resolve_condition(role, condition, n_classes, class_head)
+    if condition == "cbn" and not batch_norm:
+        raise ParamError("condition", "is cbn (conditional batch norm), which needs batch_norm: true")
+    if (condition == "projection" or class_head) and not sizes:
+        raise ParamError("depth", f"must be >= 1 for {'a projection' if condition == 'projection' else 'a class head'}")
+    return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,
+               class_head)

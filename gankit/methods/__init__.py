@@ -1,0 +1,2 @@
+"""Methods that add networks or objective terms to the adversarial game, registered in ``TERMS`` by name."""
+from gankit.methods import acgan  # noqa: F401  (registers)

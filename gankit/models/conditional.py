@@ -1,0 +1,103 @@
+"""Conditioning on class labels, shared by every model: D's structured output, one-hot codes and label planes,
+conditional batch norm (de Vries et al. 2017), the projection term (Miyato & Koyama 2018) and a class head
+(Odena et al. 2017).
+
+Contract of every model (see gankit.models):
+
+* a generator is called ``G(z, y=None)``: ``y`` holds class indices [B] when the run is conditional;
+* a discriminator is called ``D(x, y=None)`` and returns either its adversarial score [B] (a tensor) or a
+  ``DOutput`` when it has more heads; the engine reads both through ``as_output``.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gankit.errors import ParamError
+from gankit.models.layers import FP32Linear
+
+
+class DOutput(NamedTuple):
+    """What a discriminator says about a batch: the adversarial score (logit) of each sample, always, and named
+    extra heads, e.g. ``heads["class"]``: class logits [B, K] of an ACGAN discriminator."""
+
+    logit: Tensor
+    heads: dict[str, Tensor]
+
+    def float(self) -> "DOutput":
+        return DOutput(self.logit.float(), {k: v.float() for k, v in self.heads.items()})
+
+    def split(self, n: int) -> tuple["DOutput", "DOutput"]:
+        """The first n samples and the rest (D ran on real and generated samples together)."""
+        first = DOutput(self.logit[:n], {k: v[:n] for k, v in self.heads.items()})
+        rest = DOutput(self.logit[n:], {k: v[n:] for k, v in self.heads.items()})
+        return first, rest
+
+
+def as_output(out: Tensor | DOutput) -> DOutput:
+    """A discriminator's result as a DOutput (a plain tensor is the logit alone)."""
+    return out if isinstance(out, DOutput) else DOutput(out, {})
+
+
+def one_hot(y: Tensor, n_classes: int, dtype: torch.dtype = torch.float32) -> Tensor:
+    return F.one_hot(y.long(), n_classes).to(dtype)
+
+
+def label_planes(y: Tensor, n_classes: int, like: Tensor) -> Tensor:
+    """One-hot y as n_classes constant planes of the image's size, in its dtype and memory format (the reference
+    CGAN's D concatenates them to the image channels)."""
+    b, _, h, w = like.shape
+    planes = one_hot(y, n_classes, like.dtype).view(b, n_classes, 1, 1).expand(b, n_classes, h, w)
+    nhwc = like.is_contiguous(memory_format=torch.channels_last) and not like.is_contiguous()
+    return planes.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
+
+
+def require_labels(n_classes: int, param: str, what: str) -> None:
+    if n_classes < 1:
+        raise ParamError(param, f"is {what}, which needs class labels: set model.conditional: true (on labelled "
+                                "data)")
+
+
+class ConditionalBatchNorm(nn.Module):
+    """Batch norm without its own affine part, followed by a per-class scale and shift:
+    y = gamma[c] * BN(x) + beta[c], with gamma initialised to 1 and beta to 0, so that at initialisation it
+    equals a plain batch norm (whose affine part starts at 1 and 0). ``dims`` is 1 (features) or 2 (images)."""
+
+    def __init__(self, features: int, n_classes: int, dims: int = 2, eps: float = 1e-5, momentum: float = 0.1):
+        super().__init__()
+        norm = nn.BatchNorm2d if dims == 2 else nn.BatchNorm1d
+        self.norm = norm(features, eps=eps, momentum=momentum, affine=False)
+        self.scale = nn.Embedding(n_classes, features)
+        self.shift = nn.Embedding(n_classes, features)
+        nn.init.ones_(self.scale.weight)
+        nn.init.zeros_(self.shift.weight)
+        self.dims = dims
+
+    def forward(self, x: Tensor, y: Tensor) -> Tensor:
+        shape = (x.shape[0], -1) + (1,) * (x.dim() - 2)
+        h = self.norm(x)
+        # In h's dtype: under bf16 autocast fp32 embeddings would promote everything after this layer to fp32.
+        return h * self.scale(y).view(shape).to(h.dtype) + self.shift(y).view(shape).to(h.dtype)
+
+
+class ProjectionHead(nn.Module):
+    """Miyato & Koyama 2018: the class term <embed(y), phi(x)> added to D's unconditional score psi(phi(x))."""
+
+    def __init__(self, features: int, n_classes: int) -> None:
+        super().__init__()
+        self.embed = nn.Embedding(n_classes, features)
+        nn.init.xavier_uniform_(self.embed.weight)
+
+    def forward(self, features: Tensor, y: Tensor) -> Tensor:
+        # In fp32 like the logit layer: the term is added to the logit the losses see.
+        with torch.autocast(features.device.type, enabled=False):
+            return (self.embed(y).float() * features.float()).sum(1)
+
+
+def class_head(features: int, n_classes: int) -> nn.Linear:
+    """ACGAN's auxiliary classifier: a linear layer from D's last features to class logits (fp32, like the
+    adversarial logit)."""
+    return FP32Linear(features, n_classes)
