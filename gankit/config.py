@@ -85,6 +85,9 @@ class TrainConfig:
     batch_size: int = 256
     g_batch_size: int | None = None  # samples per G step (default batch_size; SNGAN: 64 for D, 128 for G)
     n_critic: int = 1  # D steps per G step
+    # Conditional runs: the classes of D's generated batch: drawn from the prior, or those of the real batch
+    # (as the reference CGAN/ACGAN code does); G's own step always draws from the prior.
+    d_fake_classes: Literal["prior", "real"] = "prior"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
     # auto: bf16 autocast where the device computes bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or

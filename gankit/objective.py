@@ -46,12 +46,13 @@ class StepContext:
 
 
 class Term(nn.Module):
-    """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None): D or G minimises
-    ``weight * value`` on top of the adversarial loss. State that must survive a resume lives in buffers."""
+    """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None): G minimises
+    ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a resume lives in buffers."""
 
-    def __init__(self, weight: float) -> None:
+    def __init__(self, weight: float, d_weight: float | None = None) -> None:
         super().__init__()
-        self.weight = weight
+        self.weight = weight  # G's weight, and D's unless d_weight is given
+        self.d_weight = weight if d_weight is None else d_weight
 
     def needs(self) -> dict[str, NetworkNeed]:
         """Extra networks by name (empty for terms that read D's heads)."""
@@ -78,9 +79,9 @@ class Objective:
         loss = self.loss.d_loss(ctx.real_out.logit, ctx.fake_out.logit)
         logged = {"d_loss": loss.detach()}
         for name, term in zip(self.names, self.terms):
-            value = term.d_term(ctx) if term.weight > 0 else None
+            value = term.d_term(ctx) if term.d_weight > 0 else None
             if value is not None:
-                loss = loss + term.weight * value
+                loss = loss + term.d_weight * value
                 logged[f"d_{name}"] = value.detach()
         return loss, logged
 

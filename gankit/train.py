@@ -114,6 +114,8 @@ class Trainer:
         if exp.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
         z, fake_y = exp.prior.sample(self.batch_size, exp.device)
+        if fake_y is not None and self.cfg.train.d_fake_classes == "real":
+            fake_y = real_y
         with torch.no_grad(), exp.autocast():
             fake = (exp.g_forward(z, fake_y) if fake_y is not None else exp.g_forward(z)).float()
         real, fake = self._perturb(real), self._perturb(fake)

@@ -8,7 +8,7 @@ CE:
 * ``variant: paper`` (Odena et al. 2017, L_C = log P(C=c | X_real) + log P(C=c | X_fake), maximised by both):
   D adds CE(c(x_real), y_real) + CE(c(G(z, y)), y); G adds CE(c(G(z, y)), y).
 
-Each is multiplied by the term's weight (1 in both references). The class logits come from D's class head
+Each is multiplied by the term's weight (1 in both references; ``d_weight`` sets D's separately). The class logits come from D's class head
 (``class_head: true`` on the discriminator), or from ``classifier: NAME``, a network of ``model.networks``
 trained with D's steps.
 """
@@ -30,8 +30,8 @@ def has_class_head(model: nn.Module) -> bool:
 
 
 class AuxiliaryClassification(Term):
-    def __init__(self, weight: float, variant: str, classifier: str | None) -> None:
-        super().__init__(weight)
+    def __init__(self, weight: float, d_weight: float | None, variant: str, classifier: str | None) -> None:
+        super().__init__(weight, d_weight)
         self.variant, self.classifier = variant, classifier
 
     def needs(self) -> dict[str, NetworkNeed]:
@@ -65,12 +65,13 @@ class AuxiliaryClassification(Term):
         return F.cross_entropy(self._logits(ctx, ctx.fake, ctx.fake_out), ctx.fake_y)
 
     def extra_repr(self) -> str:
-        return f"weight={self.weight}, variant={self.variant}, classifier={self.classifier}"
+        return f"weight={self.weight}, d_weight={self.d_weight}, variant={self.variant}, classifier={self.classifier}"
 
 
 @TERMS.register("aux_class", "ACGAN auxiliary classification: cross-entropy of class logits, Odena et al. 2017")
-def aux_class(*, weight: Annotated[float, NON_NEGATIVE] = 1.0, variant: Literal["reference", "paper"] = "reference",
-              classifier: str | None = None) -> Term:
-    """variant: reference = D's term on real samples only; paper = on real and generated samples.
+def aux_class(*, weight: Annotated[float, NON_NEGATIVE] = 1.0, d_weight: Annotated[float, NON_NEGATIVE] | None = None,
+              variant: Literal["reference", "paper"] = "reference", classifier: str | None = None) -> Term:
+    """weight: of the term in G's loss, and in D's unless d_weight is given.
+    variant: reference = D's term on real samples only; paper = on real and generated samples.
     classifier: name of a network in model.networks that gives the class logits instead of D's class head."""
-    return AuxiliaryClassification(weight, variant, classifier)
+    return AuxiliaryClassification(weight, d_weight, variant, classifier)
