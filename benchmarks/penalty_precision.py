@@ -72,7 +72,7 @@ def main() -> None:
     torch.manual_seed(0)
 
     def batch() -> tuple[Tensor, Tensor]:
-        real = exp.data.sample(args.batch_size).float()
+        real = exp.data.sample(args.batch_size).x.float()
         with torch.no_grad():
             fake = exp.generator(torch.randn(args.batch_size, exp.cfg.model.z_dim, device=exp.device)).float()
         return real, fake

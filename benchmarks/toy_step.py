@@ -96,6 +96,7 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--threads", type=int, default=torch.get_num_threads())
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--conditional", action="store_true", help="also time the class-conditional recipe")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     device = torch.device(args.device)
@@ -111,6 +112,9 @@ def main() -> None:
          gankit_loop(["train.precision=bf16", "regularizers=[{name: r1, weight: 1, every: 4}]"], device)),
         ("gankit engine, WGAN-GP, bf16", gankit_loop(["train.precision=bf16", "loss=wgan", GP], device)),
     ]
+    if args.conditional:
+        rows.append(("gankit engine, conditional NS-GAN (concat), bf16",
+                     gankit_loop(["train.precision=bf16", "model.conditional=true"], device)))
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} threads"
     print(f"torch {torch.__version__}, {where}, {args.steps} G steps x {args.repeats} repeats (median)")
     print(f"| {'variant':<58} | ms / G step |")

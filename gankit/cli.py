@@ -61,10 +61,11 @@ def _list(args: argparse.Namespace) -> int:
     from gankit.registry import ALL, load_builtins
 
     load_builtins()
+    width = max(len(name) for registry in ALL.values() for name in registry.names())
     for kind, registry in ALL.items():
         print(f"{kind}:")
         for name in registry.names():
-            print(f"  {name:<10} {registry.describe(name)}")
+            print(f"  {name:<{width}} {registry.describe(name)}")
     print("configs:")
     for name in shipped_configs():
         print(f"  {name}")
@@ -104,7 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("-n", type=int, default=None, help="number of samples (default: the config's eval.n_samples)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="image metrics, comma-separated: fid,is,kid,prc,cfd,cs,classes (default: eval.metrics)")
+                   help="image metrics, comma-separated: fid,is,kid,prc,cfd,cs,classes; conditional runs also "
+                        "intra_fid,intra_cfd,cacc (default: eval.metrics)")
     p.add_argument("--ref", default=None, metavar="SPLIT", help="reference split (default: the run's data split)")
     p.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="local Inception-v3 weights (else $GANKIT_INCEPTION_WEIGHTS, else torch hub's cache)")

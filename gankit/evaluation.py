@@ -12,6 +12,7 @@ from torch import Tensor
 from gankit.data.base import Batch
 from gankit.errors import GankitError
 from gankit.experiment import Experiment
+from gankit.metrics.compute import CONDITIONAL_METRICS
 from gankit.metrics.toy import toy_metrics
 
 # Toy metrics that a `best` checkpoint can follow, with their direction (True: higher is better).
@@ -47,6 +48,20 @@ class Generate:
         parts = [self.labelled(min(batch_size, n - i)) for i in range(0, n, batch_size)]
         ys = [p.y for p in parts]
         return Batch(torch.cat([p.x for p in parts]), torch.cat(ys) if ys[0] is not None else None)
+
+
+class PerClass:
+    """``generate(k, c)``: the next k samples of class c, each class from its own stream (seed + c), so that
+    successive batches of a class are new samples and one class's count does not move another's."""
+
+    def __init__(self, exp: Experiment, seed: int) -> None:
+        self.exp, self.seed = exp, seed
+        self.streams: dict[int, Generate] = {}
+
+    def __call__(self, k: int, c: int) -> Tensor:
+        if c not in self.streams:
+            self.streams[c] = Generate(self.exp, self.seed + c, class_index=c)
+        return self.streams[c](k)
 
 
 @torch.no_grad()
@@ -114,7 +129,7 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
             from gankit.metrics.conditional import conditional_metrics
 
             result.update(conditional_metrics(
-                per_class, lambda k, c: Generate(exp, seed + 1 + c, class_index=c)(k), exp.n_classes,
+                per_class, PerClass(exp, seed + 1), exp.n_classes,
                 n // exp.n_classes, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 extractor=extractor or exp.cfg.eval.extractor, inception_weights=inception_weights,
                 protocol={"weights": weights, "step": step, "n_generated": n}))

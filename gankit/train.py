@@ -42,6 +42,8 @@ class Trainer:
         # the training noise (resume equivalence depends on that). A conditional grid has one row per class.
         fixed = torch.Generator().manual_seed(t.seed + 1)
         n_fixed = self.cfg.eval.n_samples if exp.data.kind == "toy" else self.cfg.eval.grid_size
+        if exp.conditional and exp.data.kind == "image":  # whole rows, one per class
+            n_fixed = max(1, n_fixed // exp.n_classes) * exp.n_classes
         self.fixed = exp.prior.sample(n_fixed, exp.device, fixed)
         if exp.conditional and exp.data.kind == "image":
             self.fixed = Latents(self.fixed.z, exp.prior.grid_classes(n_fixed, exp.device))
@@ -174,7 +176,8 @@ class Trainer:
                     tracker.add(terms)
                 g_terms = self.g_step()
                 tracker.add(g_terms)
-                tracker.check_finite(self.step + 1, terms["d_loss"] + g_terms["g_loss"])
+                # Every logged value (adversarial losses, penalties, method terms) must stay finite.
+                tracker.check_finite(self.step + 1, torch.stack([*terms.values(), *g_terms.values()]).sum())
                 self.step += 1
                 bar.update(1)
                 checkpoint_due = self.step % t.checkpoint_every == 0 or self.step == t.steps
@@ -275,7 +278,8 @@ def check_eval_config(exp: Experiment) -> None:
             resolve_reference(exp.cfg.data, e.split)
         except GankitError as exc:
             raise ConfigError(str(exc).replace("--ref", "eval.split")) from None
-    valid = list(TOY_BEST) if exp.data.kind == "toy" else names
+    toy = [m for m in TOY_BEST if exp.conditional or not m.startswith("class_")]
+    valid = toy if exp.data.kind == "toy" else names
     if e.best is not None and e.best not in valid:
         raise ConfigError(f"eval.best '{e.best}' must be one of {', '.join(valid) or 'the eval.metrics (none given)'}")
 

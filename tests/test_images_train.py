@@ -20,7 +20,9 @@ def test_every_image_config_trains_a_step(tmp_path, name):
     """The shipped networks, losses and regularizers, on noise images of the config's own shape."""
     cfg = config.load(name)
     channels, resolution = SHAPES[cfg.data["name"]]
-    overrides = QUIET + [f"data={{name: noise_images, n: 16, channels: {channels}, resolution: {resolution}}}",
+    classes = 10 if cfg.model.conditional else 0  # conditional configs: labelled noise
+    overrides = QUIET + [f"data={{name: noise_images, n: 16, channels: {channels}, resolution: {resolution}, "
+                         f"n_classes: {classes}}}", "eval.metrics=[]",
                          "train.steps=1", "train.batch_size=4", "eval.n_samples=8", "eval.grid_size=4",
                          "train.sample_every=0", "model.generator.width=16", "model.discriminator.width=16"]
     trainer = Trainer.start(config.load(name, overrides), tmp_path / "run")

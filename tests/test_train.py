@@ -17,8 +17,8 @@ def start(tmp_path, *overrides, name="run"):
 
 
 def parameters(trainer):
-    exp = trainer.exp
-    return {f"{who}.{k}": v.clone() for who, model in (("G", exp.generator), ("D", exp.discriminator))
+    """Every network's weights and buffers (G, D and the extra networks of objective terms)."""
+    return {f"{who}.{k}": v.clone() for who, model in trainer.exp.networks.items()
             for k, v in model.state_dict().items()}
 
 
@@ -28,6 +28,13 @@ def parameters(trainer):
      "train.n_critic=2", "train.ema.enabled=true", "train.ema.decay=0.9", "optim.lr_decay=linear"],
     ["regularizers=[{name: rlc, weight: 0.1}, {name: r1, weight: 1, every: 3}]",
      "model.discriminator.spectral_norm=true", "optim.generator={name: rmsprop, lr: 0.001}"],
+    # Conditional, with an extra network (a separate ACGAN classifier with its own optimiser), uniform z, the
+    # data's class frequencies, D's fakes with the real classes, and R1 scoring with labels.
+    ["model.conditional=true", "model.z_dist=uniform", "model.class_dist=data", "train.d_fake_classes=real",
+     "model.discriminator.condition=projection", "model.generator.condition=cbn", "model.generator.batch_norm=true",
+     "terms=[{name: aux_class, classifier: clf, variant: paper}]",
+     "model.networks={clf: {name: mlp, width: 32, depth: 1, class_head: true, condition: none}}",
+     "optim.networks={clf: {name: adam, lr: 0.002}}", "optim.lr_decay=linear"],
 ])
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, method):
     steps = ["train.steps=30", "train.checkpoint_every=15"]
@@ -49,7 +56,7 @@ def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, method):
     assert resumed.step == 15
     resumed.fit()
     a, b = parameters(full), parameters(resumed)
-    assert a.keys() == b.keys()
+    assert a.keys() == b.keys() and {k.split(".")[0] for k in a} == set(full.exp.networks)
     for key in a:
         torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
     if full.exp.ema is not None:

@@ -294,7 +294,12 @@ def cifar10(*, split: Split = "train", resolution: Resolution = 32, channels: Li
 
 @DATASETS.register("noise_images", "uniform random uint8 images of any shape: for speed benchmarks and tests")
 def noise_images(*, n: Annotated[int, AT_LEAST_ONE] = 10_000, channels: Literal[1, 3] = 3,
-                 resolution: Resolution = 32, seed: int = 0) -> InMemoryData:
+                 resolution: Resolution = 32, n_classes: Annotated[int, NON_NEGATIVE] = 0,
+                 seed: int = 0) -> InMemoryData:
+    """n_classes > 0 labels image i with class i mod n_classes (for conditional speed runs and tests)."""
     gen = torch.Generator().manual_seed(seed)
     x = torch.randint(0, 256, (n, channels, resolution, resolution), generator=gen, dtype=torch.uint8)
+    if n_classes:
+        labels = torch.arange(n) % n_classes
+        return InMemoryData(x, "image", {"classes": [str(c) for c in range(n_classes)]}, labels)
     return InMemoryData(x, "image", {"classes": None})

@@ -56,16 +56,25 @@ def conditional_accuracy(generate_class: Callable[[int, int], Tensor], n_classes
     (value) and per class."""
     _check_classifier_shape(tuple(_shape_of(generate_class)), "generated images")
     clf = classifier(spec["name"], device)
+    names = class_names(spec["name"], n_classes)
     per_class: dict[str, float] = {}
     for c in range(n_classes):
         hits = 0
         for batch in _generated(lambda k, c=c: generate_class(k, c), n_per_class, batch_size, device, None,
                                 reference_label(spec)):
             hits += int((clf(batch)[1].argmax(1) == c).sum())
-        per_class[str(c)] = hits / n_per_class
+        per_class[names[c]] = hits / n_per_class
     return {"value": sum(per_class.values()) / n_classes, "per_class": per_class,
             "protocol": {"classifier": clf.describe, "classifier_test_accuracy": clf.extra.get("test_accuracy"),
                          "reference": reference_label(spec), **protocol}}
+
+
+def class_names(dataset: str, n_classes: int) -> list[str]:
+    """The class names results are keyed by (as intra_fid keys its per-class values)."""
+    from gankit.data.images import FASHION_CLASSES, MNIST_CLASSES
+
+    known = {"mnist": MNIST_CLASSES, "fashion_mnist": FASHION_CLASSES}.get(dataset)
+    return list(known) if known is not None and len(known) == n_classes else [str(c) for c in range(n_classes)]
 
 
 def _shape_of(generate_class: Callable[[int, int], Tensor]) -> tuple[int, ...]:
