@@ -3,7 +3,8 @@
 Recipe (issue 4, the reference repos' CIFAR-10 settings): DCGAN G and D, base width 256, multipliers 4-2-1,
 z 128, batch 512, 5 D steps per G step, Adam. Data: CIFAR-10-shaped uint8 noise held on the device (the speed
 of a step does not depend on the pixels). Methods: DCGAN, WGAN-GP, and WGAN-GP with its penalty in bf16
-(``precision: bf16``); each against a reference-style plain loop where one exists. Run on a GPU:
+(``precision: bf16``); each against a reference-style plain loop where one exists. Opt-in: the conditional
+recipes "CGAN (concat)", "CGAN (cBN)" and "ACGAN" (labelled noise, 10 classes). Run on a GPU:
 
     python benchmarks/image_step.py [--width 256] [--steps 30] [--device cuda] [--methods M,..] [--variants V,..]
 
@@ -41,6 +42,14 @@ METHODS = {
     "WGAN-GP": WGAN_GP + ["regularizers=[{name: gp, weight: 10}]"],
     # The same with the penalty's double backward in bf16 (opt-in; its accuracy: benchmarks/penalty_precision.py).
     "WGAN-GP (bf16 penalty)": WGAN_GP + ["regularizers=[{name: gp, weight: 10, precision: bf16}]"],
+}
+CONDITIONAL = ["loss=ns", "regularizers=[]", "data.n_classes=10", "model.conditional=true", "train.d_fake_classes=real"]
+# The conditional recipes of issue 9 (cifar10_cgan, cifar10_cgan_cbn, cifar10_acgan); opt-in with --methods.
+CONDITIONAL_METHODS = {
+    "CGAN (concat)": CONDITIONAL + ["model.generator.condition=concat", "model.discriminator.condition=concat"],
+    "CGAN (cBN)": CONDITIONAL + ["model.generator.condition=cbn", "model.discriminator.condition=concat"],
+    "ACGAN": CONDITIONAL + ["model.generator.condition=cbn", "model.discriminator.condition=none",
+                            "model.discriminator.class_head=true", "terms=[{name: aux_class, d_weight: 2.0}]"],
 }
 PLAIN = {"DCGAN": False, "WGAN-GP": True}  # methods with a reference-style loop, and whether it has the GP
 VARIANTS = {
@@ -137,7 +146,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated subset")
-    parser.add_argument("--methods", default=",".join(METHODS), help="comma-separated subset")
+    parser.add_argument("--methods", default=",".join(METHODS),
+                        help=f"comma-separated, of: {', '.join([*METHODS, *CONDITIONAL_METHODS])}")
     parser.add_argument("--no-plain", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
@@ -150,7 +160,7 @@ def main() -> None:
     print(f"| method | variant | ms / G step | peak {'GPU ' if device.type == 'cuda' else ''}memory (GiB) |")
     print("|---|---|---|---|")
     for method in args.methods.split(","):
-        extra = METHODS[method]
+        extra = {**METHODS, **CONDITIONAL_METHODS}[method]
         if not args.no_plain and method in PLAIN:
             ms, peak = measure(plain_step(args.width, args.batch, device, PLAIN[method]), args.steps, device)
             print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |",

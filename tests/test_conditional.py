@@ -9,7 +9,6 @@ import warnings
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 
 from gankit import config
 from gankit.cli import main

@@ -10,7 +10,7 @@ Contract of every model (see gankit.models):
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+from typing import Literal, NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -55,10 +55,44 @@ def label_planes(y: Tensor, n_classes: int, like: Tensor) -> Tensor:
     return planes.contiguous(memory_format=torch.channels_last if nhwc else torch.contiguous_format)
 
 
+GCondition = Literal["auto", "none", "concat", "cbn"]
+DCondition = Literal["auto", "none", "concat", "projection"]
+
+
 def require_labels(n_classes: int, param: str, what: str) -> None:
     if n_classes < 1:
         raise ParamError(param, f"is {what}, which needs class labels: set model.conditional: true (on labelled "
                                 "data)")
+
+
+def resolve_condition(model: str, role: str, condition: str, n_classes: int, class_head: bool, *,
+                      auto: dict[str, str], allowed: dict[str, tuple[str, ...]], batch_norm: bool = True) -> str:
+    """Check a model's ``condition`` and ``class_head`` keys and resolve ``auto``: none in an unconditional run or
+    for a D with a class head (ACGAN's D sees the image alone), else ``auto[role]``. ``allowed`` lists the
+    conditionings each role of this model takes; cbn needs batch norm. Every problem is a ParamError."""
+    if class_head:
+        if role != "discriminator":
+            raise ParamError("class_head", "is a discriminator option (ACGAN)")
+        require_labels(n_classes, "class_head", "true")
+    if condition == "auto":
+        return "none" if not n_classes or (role == "discriminator" and class_head) else auto[role]
+    if condition != "none":
+        require_labels(n_classes, "condition", condition)
+    if condition not in allowed[role]:
+        takes = "; ".join(f"the {r} takes {' or '.join(c for c in a if c != 'none')}" for r, a in allowed.items())
+        raise ParamError("condition", f"'{condition}' is not a {model} {role} conditioning; {takes}")
+    if condition == "cbn" and not batch_norm:
+        raise ParamError("condition", "is cbn (conditional batch norm), which needs batch_norm: true")
+    return condition
+
+
+def discriminator_output(logit: Tensor, features: Tensor, y: Tensor | None, projection: "ProjectionHead | None",
+                         head: nn.Module | None) -> Tensor | DOutput:
+    """D's result from its unconditional logit psi(phi(x)) and features phi(x): plus the projection term when D
+    has one, and as a DOutput with the class logits when D has a class head."""
+    if projection is not None:
+        logit = logit + projection(features, y)
+    return logit if head is None else DOutput(logit, {"class": head(features)})
 
 
 class ConditionalBatchNorm(nn.Module):

@@ -43,10 +43,9 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
-from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, label_planes, one_hot,
-                                       require_labels)
+from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead,
+                                       label_planes, one_hot, resolve_condition)
 from gankit.models.layers import FP32Conv2d, FP32ConvTranspose2d
-from gankit.models.mlp import DCondition, GCondition, resolve_condition
 from gankit.registry import AT_LEAST_ONE, MODELS
 
 Role = Literal["generator", "discriminator"]
@@ -206,7 +205,11 @@ class DCGANDiscriminator(nn.Module):
             logit = logit + self.projection(h.float().sum(dim=(2, 3)), y)
         if self.class_head is None:
             return logit
-        return DOutput(logit, {"class": self.class_head(h).flatten(1)})
+        return DOutput(logit, {"class": self.class_head(h).flatten(1)})  # an s0 x s0 conv: [B, K, 1, 1]
+
+
+AUTO = {"generator": "concat", "discriminator": "concat"}  # the reference CGAN
+ALLOWED = {"generator": ("none", "concat", "cbn"), "discriminator": ("none", "concat", "projection")}
 
 
 @MODELS.register("dcgan", "DCGAN conv G or D for 28/32/64 px images: width x multipliers, batch norm, spectral "
@@ -242,13 +245,8 @@ def dcgan(
         image channels) or projection (+ <embed(y), sum-pooled last hidden map>).
     class_head: D only: class logits from the last hidden map (ACGAN).
     """
-    if class_head:
-        if role != "discriminator":
-            raise ParamError("class_head", "is a discriminator option (ACGAN)")
-        require_labels(n_classes, "class_head", "true")
-    condition = resolve_condition(role, condition, n_classes, class_head)
-    if condition == "cbn" and not batch_norm:
-        raise ParamError("condition", "is cbn (conditional batch norm), which needs batch_norm: true")
+    condition = resolve_condition("dcgan", role, condition, n_classes, class_head, auto=AUTO, allowed=ALLOWED,
+                                  batch_norm=batch_norm)
     if role == "generator":
         return DCGANGenerator(data_shape, z_dim, width, multipliers, batch_norm, activation, init, spectral_norm,
                               n_classes, condition)

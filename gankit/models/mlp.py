@@ -14,15 +14,13 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
-from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, class_head, one_hot,
-                                       require_labels)
+from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead,
+                                       class_head, discriminator_output, one_hot, resolve_condition)
 from gankit.models.layers import FP32Linear
 from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE
 
 Role = Literal["generator", "discriminator"]
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh, "elu": nn.ELU}
-GCondition = Literal["auto", "none", "concat", "cbn"]
-DCondition = Literal["auto", "none", "concat", "projection"]
 
 
 class MLP(nn.Module):
@@ -91,24 +89,11 @@ class MLP(nn.Module):
             out = self.out(self.features(x, y))
             return (out.tanh() if self.tanh else out).view(x.shape[0], *self.data_shape)
         h = self.features(x.flatten(1), y)
-        logit = self.out(h).squeeze(1)
-        if self.projection is not None:
-            logit = logit + self.projection(h, y)
-        if self.class_head is None:
-            return logit
-        return DOutput(logit, {"class": self.class_head(h)})
+        return discriminator_output(self.out(h).squeeze(1), h, y, self.projection, self.class_head)
 
 
-def resolve_condition(role: Role, condition: str, n_classes: int, with_class_head: bool) -> str:
-    """auto: concatenation when the run is conditional (D: unless it has a class head, as ACGAN's), else none."""
-    if condition == "auto":
-        return "concat" if n_classes and not (role == "discriminator" and with_class_head) else "none"
-    if condition != "none":
-        require_labels(n_classes, "condition", condition)
-    if condition == "cbn" and role == "discriminator" or condition == "projection" and role == "generator":
-        raise ParamError("condition", f"'{condition}' is not a {role} conditioning; the generator takes concat or "
-                                      "cbn, the discriminator concat or projection")
-    return condition
+AUTO = {"generator": "concat", "discriminator": "concat"}
+ALLOWED = {"generator": ("none", "concat", "cbn"), "discriminator": ("none", "concat", "projection")}
 
 
 @MODELS.register("mlp", "fully connected G or D: hidden widths, batch norm, spectral norm, class conditioning")
@@ -136,13 +121,8 @@ def mlp(
     if widths is not None and not widths:
         raise ParamError("widths", "must list at least one hidden width, or be null to use width and depth")
     sizes = list(widths) if widths is not None else [width] * depth
-    if class_head:
-        if role != "discriminator":
-            raise ParamError("class_head", "is a discriminator option (ACGAN)")
-        require_labels(n_classes, "class_head", "true")
-    condition = resolve_condition(role, condition, n_classes, class_head)
-    if condition == "cbn" and not batch_norm:
-        raise ParamError("condition", "is cbn (conditional batch norm), which needs batch_norm: true")
+    condition = resolve_condition("mlp", role, condition, n_classes, class_head, auto=AUTO, allowed=ALLOWED,
+                                  batch_norm=batch_norm)
     if (condition == "projection" or class_head) and not sizes:
         raise ParamError("depth", f"must be >= 1 for {'a projection' if condition == 'projection' else 'a class head'}")
     return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,

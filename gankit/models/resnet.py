@@ -38,8 +38,8 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
-from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, class_head, one_hot,
-                                       require_labels)
+from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, class_head,
+                                       discriminator_output, one_hot, resolve_condition)
 from gankit.models.layers import FP32Conv2d, FP32Linear
 from gankit.registry import AT_LEAST_ONE, MODELS
 
@@ -195,30 +195,11 @@ class ResNetDiscriminator(nn.Module):
         if self.uses_labels and y is None:
             raise ValueError("this discriminator is conditional: call it with class labels y")
         h = self.features(x)
-        logit = self.out(h).squeeze(1)
-        if self.projection is not None:
-            logit = logit + self.projection(h, y)
-        if self.class_head is None:
-            return logit
-        return DOutput(logit, {"class": self.class_head(h)})
+        return discriminator_output(self.out(h).squeeze(1), h, y, self.projection, self.class_head)
 
 
-def resolve_condition(role: Role, condition: str, n_classes: int, with_class_head: bool) -> str:
-    """auto: when the run is conditional, cbn in G and projection in D (unless D has a class head, as ACGAN's:
-    then none), the paper's pairing; else none."""
-    if condition == "auto":
-        if not n_classes:
-            return "none"
-        if role == "generator":
-            return "cbn"
-        return "none" if with_class_head else "projection"
-    if condition != "none":
-        require_labels(n_classes, "condition", condition)
-    allowed = ("none", "cbn", "concat") if role == "generator" else ("none", "projection")
-    if condition not in allowed:
-        raise ParamError("condition", f"'{condition}' is not a sngan_resnet {role} conditioning; the generator "
-                                      "takes cbn or concat, the discriminator projection")
-    return condition
+AUTO = {"generator": "cbn", "discriminator": "projection"}  # the paper's pairing (Miyato & Koyama 2018)
+ALLOWED = {"generator": ("none", "cbn", "concat"), "discriminator": ("none", "projection")}
 
 
 @MODELS.register("sngan_resnet", "SNGAN ResNet G or D (Miyato et al. 2018) for 32/48/64 px images: cBN, "
@@ -249,11 +230,7 @@ def sngan_resnet(
         width = 256 if generator else 128
     if spectral_norm is None:
         spectral_norm = not generator
-    if class_head:
-        if generator:
-            raise ParamError("class_head", "is a discriminator option (ACGAN)")
-        require_labels(n_classes, "class_head", "true")
-    condition = resolve_condition(role, condition, n_classes, class_head)
+    condition = resolve_condition("sngan_resnet", role, condition, n_classes, class_head, auto=AUTO, allowed=ALLOWED)
     if generator:
         return ResNetGenerator(data_shape, z_dim, width, spectral_norm, n_classes, condition)
     return ResNetDiscriminator(data_shape, width, spectral_norm, n_classes, condition, class_head)
