@@ -17,6 +17,13 @@ def to_unit_range(x: Tensor) -> Tensor:
     return x.float().div_(127.5).sub_(1.0) if x.dtype == torch.uint8 else x
 
 
+def to_unit_range_dequantized(x: Tensor) -> Tensor:
+    """uint8 [0, 255] -> x / 128 - 1 + U(0, 1/128): [-1, 1) with uniform noise over each quantization step, as the
+    SNGAN authors' CIFAR-10 loader (pfnet-research/sngan_projection, datasets/cifar10.py) feeds D."""
+    x = x.float().div_(128.0).sub_(1.0)
+    return x.add_(torch.rand_like(x).div_(128.0))
+
+
 def to_uint8(x: Tensor) -> Tensor:
     """float [-1, 1] -> uint8 [0, 255], rounding to nearest (the inverse of to_unit_range up to rounding)."""
     return ((x.float().clamp(-1, 1) + 1) * 127.5).round_().to(torch.uint8)
@@ -55,7 +62,8 @@ class InMemoryData:
 
     ``kind`` is "toy" (float points) or "image" (uint8 NCHW). ``labels`` are class indices when the data has
     them. ``info`` carries what metrics and figures need (a toy mixture's means and std; class names).
-    ``hflip`` flips half of each image batch horizontally.
+    ``hflip`` flips half of each image batch horizontally; ``dequantize`` converts image batches with
+    ``to_unit_range_dequantized`` instead of ``to_unit_range``.
     """
 
     x: Tensor
@@ -63,6 +71,7 @@ class InMemoryData:
     info: dict[str, Any] = field(default_factory=dict)
     labels: Tensor | None = None
     hflip: bool = False
+    dequantize: bool = False
 
     @property
     def shape(self) -> tuple[int, ...]:
@@ -78,13 +87,13 @@ class InMemoryData:
     def to(self, device: torch.device) -> "InMemoryData":
         info = {k: v.to(device) if isinstance(v, Tensor) else v for k, v in self.info.items()}
         labels = self.labels.to(device) if self.labels is not None else None
-        return InMemoryData(self.x.to(device), self.kind, info, labels, self.hflip)
+        return InMemoryData(self.x.to(device), self.kind, info, labels, self.hflip, self.dequantize)
 
     def sample(self, batch_size: int) -> Batch:
         """batch_size examples drawn with replacement, and their labels (None for unlabelled data)."""
         # On the device: no DataLoader, no host round trip.
         idx = torch.randint(len(self), (batch_size,), device=self.x.device)
-        batch = to_unit_range(self.x[idx])
+        batch = (to_unit_range_dequantized if self.dequantize else to_unit_range)(self.x[idx])
         if self.hflip:
             batch = flip_half(batch)
         return Batch(batch, self.labels[idx] if self.labels is not None else None)

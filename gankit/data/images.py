@@ -285,11 +285,15 @@ def load_cifar10(*, split: str, root: str | None, download: bool, limit: int | N
 @DATASETS.register("cifar10", "CIFAR-10, 50,000 train / 10,000 test, 3x32x32 (downloaded by torchvision)")
 def cifar10(*, split: Split = "train", resolution: Resolution = 32, channels: Literal[1, 3] | None = None,
             hflip: bool = True, limit: Limit = None, root: str | None = None, download: bool = True,
-            max_memory_mb: MemoryMB = 4096.0, workers: Workers = None) -> InMemoryData | StreamingImageData:
+            max_memory_mb: MemoryMB = 4096.0, workers: Workers = None, dequantize: bool = False
+            ) -> InMemoryData | StreamingImageData:
+    """dequantize: feed x / 128 - 1 + U(0, 1/128) instead of x / 127.5 - 1 (the SNGAN authors' loader)."""
     check_channels(channels, allow_none=True)
     x, y, classes = load_cifar10(split=split, root=root, download=download, limit=limit)
-    return native_images(x, y, classes, resolution=resolution, channels=channels, hflip=hflip,
+    data = native_images(x, y, classes, resolution=resolution, channels=channels, hflip=hflip,
                          max_memory_mb=max_memory_mb, workers=workers)
+    data.dequantize = dequantize
+    return data
 
 
 @DATASETS.register("noise_images", "uniform random uint8 images of any shape: for speed benchmarks and tests")

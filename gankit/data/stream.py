@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from gankit.data.base import Batch, count_classes, flip_half, to_unit_range
+from gankit.data.base import Batch, count_classes, flip_half, to_unit_range, to_unit_range_dequantized
 
 
 def default_workers() -> int:
@@ -64,6 +64,7 @@ class StreamingImageData:
         self.info = dict(info or {})
         self.labels = labels
         self.hflip = hflip
+        self.dequantize = False  # see InMemoryData
         self.workers = default_workers() if workers is None else workers
         self.device = torch.device("cpu")
         self._iter: Iterator[Tensor] | None = None
@@ -103,7 +104,8 @@ class StreamingImageData:
             self._start(batch_size)
         assert self._iter is not None
         x, index = next(self._iter)
-        batch = to_unit_range(x.to(self.device, non_blocking=True))
+        convert = to_unit_range_dequantized if self.dequantize else to_unit_range
+        batch = convert(x.to(self.device, non_blocking=True))
         if self.hflip:
             batch = flip_half(batch)
         labels = self.labels[index.to(self.device, non_blocking=True)] if self.labels is not None else None

@@ -49,7 +49,7 @@ METRIC_HELP = {
 HIGHER_IS_BETTER = {"fid": False, "is": True, "kid": False, "prc": True, "cfd": False, "cs": True,
                     "classes": False, "intra_fid": False, "intra_cfd": False, "cacc": True}
 # Keys of a dataset spec that do not change the images read (left out of the reference's cache key).
-NON_CONTENT_KEYS = ("download", "max_memory_mb", "workers", "hflip", "cache")
+NON_CONTENT_KEYS = ("download", "max_memory_mb", "workers", "hflip", "cache", "dequantize")
 
 
 
