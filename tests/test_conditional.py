@@ -47,14 +47,13 @@ def test_toy_batches_carry_their_mode_as_label():
 def test_dequantized_batches_spread_each_pixel_over_its_quantization_step():
     from gankit.data.base import InMemoryData
 
-    x = torch.arange(256, dtype=torch.uint8).view(256, 1, 1, 1).expand(256, 1, 4, 4).contiguous()
-    data = InMemoryData(x, "image", dequantize=True)
-    batch, _ = data.sample(4000)
-    low = torch.tensor([float(v) for v in range(256)]).div(128).sub(1)
-    index = ((batch + 1) * 128).floor().long().clamp(0, 255)  # the pixel value each sample came from
-    offset = batch - low[index]
-    assert offset.min() >= 0 and offset.max() < 1 / 128 and batch.min() >= -1 and batch.max() < 1
-    assert float(offset.std()) == pytest.approx((1 / 128) / math.sqrt(12), rel=0.05)  # uniform over the step
+    for value in (0, 77, 255):
+        data = InMemoryData(torch.full((8, 1, 16, 16), value, dtype=torch.uint8), "image", dequantize=True)
+        offset = data.sample(256).x.double() - (value / 128 - 1)
+        assert offset.min() >= -1e-6 and offset.max() < 1 / 128 + 1e-6
+        assert float(offset.std()) == pytest.approx((1 / 128) / math.sqrt(12), rel=0.03)  # uniform over the step
+    plain = InMemoryData(torch.full((8, 1, 4, 4), 255, dtype=torch.uint8), "image")
+    assert torch.equal(plain.sample(4).x, torch.ones(4, 1, 4, 4))
 
 
 def test_prior_draws_normal_or_uniform_noise_and_classes_by_frequency():
