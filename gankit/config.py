@@ -304,7 +304,19 @@ def load(config: str | None = None, overrides: list[str] | None = None, base: di
     data = base if base is not None else (read_yaml(locate(config)) if config else {})
     if config and base is None and "name" not in data:
         data = {**data, "name": Path(config).stem}
-    return from_dict(apply_overrides(data, overrides or []))
+    return from_dict(apply_overrides(with_default_lists(data, overrides or []), overrides or []))
+
+
+def with_default_lists(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """An override into a list the YAML does not state (``regularizers.0.weight=0.1`` on the default config)
+    edits the default list: copy it into ``data`` first."""
+    defaults = Config().to_dict()  # the defaults as written, before any spec is resolved
+    data = dict(data)
+    for text in overrides:
+        parts, _ = parse_override(text)
+        if len(parts) > 1 and parts[0] not in data and isinstance(defaults.get(parts[0]), list):
+            data[parts[0]] = copy.deepcopy(defaults[parts[0]])
+    return data
 
 
 def dump(cfg: Config) -> str:

@@ -95,3 +95,11 @@ def test_every_shipped_config_resolves():
         assert f"ring_{study}" in names and f"grid_{study}" in names
     for name in names:
         config.load(name)
+
+
+def test_an_override_into_a_default_list_edits_that_list():
+    """regularizers.0.weight=0.1 on the default config (whose YAML states no regularizers) changes R1's weight."""
+    cfg = config.load(None, ["regularizers.0.weight=0.1"])
+    assert cfg.regularizers[0]["name"] == "r1" and cfg.regularizers[0]["weight"] == 0.1
+    with pytest.raises(ConfigError, match="regularizers.3"):
+        config.load(None, ["regularizers.3.weight=0.1"])
