@@ -71,7 +71,7 @@ def generate_from(exp: Experiment, z: Tensor, y: Tensor | None) -> Tensor:
     was_training = sampler.training
     sampler.eval()
     with exp.autocast():
-        out = (sampler(z, y) if y is not None else sampler(z)).float()
+        out = sampler(z, y).float()
     sampler.train(was_training)
     return out
 

@@ -47,7 +47,8 @@ class StepContext:
 
 class Term(nn.Module):
     """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None): G minimises
-    ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a resume lives in buffers."""
+    ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
+    resume lives in buffers."""
 
     def __init__(self, weight: float, d_weight: float | None = None) -> None:
         super().__init__()
@@ -68,6 +69,9 @@ class Term(nn.Module):
         return None
 
 
+TermFn = Callable[[StepContext], "Tensor | None"]
+
+
 class Objective:
     """The adversarial loss and the terms, with the names under which each value is logged."""
 
@@ -77,20 +81,19 @@ class Objective:
     def d_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         assert ctx.real_out is not None
         loss = self.loss.d_loss(ctx.real_out.logit, ctx.fake_out.logit)
-        logged = {"d_loss": loss.detach()}
-        for name, term in zip(self.names, self.terms):
-            value = term.d_term(ctx) if term.d_weight > 0 else None
-            if value is not None:
-                loss = loss + term.d_weight * value
-                logged[f"d_{name}"] = value.detach()
-        return loss, logged
+        return self._add_terms("d", loss, [(t.d_weight, t.d_term) for t in self.terms], ctx)
 
     def g_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         loss = self.loss.g_loss(ctx.fake_out.logit)
-        logged = {"g_loss": loss.detach()}
-        for name, term in zip(self.names, self.terms):
-            value = term.g_term(ctx) if term.weight > 0 else None
+        return self._add_terms("g", loss, [(t.weight, t.g_term) for t in self.terms], ctx)
+
+    def _add_terms(self, player: str, loss: Tensor, weighted: list[tuple[float, TermFn]],
+                   ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
+        """loss + sum of weight * term (terms of weight 0 are not computed), and each value for the logs."""
+        logged = {f"{player}_loss": loss.detach()}
+        for name, (weight, term) in zip(self.names, weighted):
+            value = term(ctx) if weight > 0 else None
             if value is not None:
-                loss = loss + term.weight * value
-                logged[f"g_{name}"] = value.detach()
+                loss = loss + weight * value
+                logged[f"{player}_{name}"] = value.detach()
         return loss, logged

@@ -10,6 +10,8 @@ from typing import Literal, NamedTuple
 import torch
 from torch import Tensor
 
+from gankit.errors import GankitError
+
 ZDist = Literal["normal", "uniform"]
 ClassDist = Literal["uniform", "data"]
 
@@ -62,8 +64,6 @@ class Prior:
         return (torch.arange(n, device=device) // per_row) % self.n_classes
 
     def check_class(self, k: int) -> None:
-        from gankit.errors import GankitError
-
         if not self.conditional:
             raise GankitError("--class and --per-class need a conditional run (model.conditional: true)")
         if not 0 <= k < self.n_classes:

@@ -86,11 +86,10 @@ class Trainer:
 
     def _critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """D's adversarial score of x (with labels y): what the penalties differentiate."""
-        return as_output(self.exp.discriminator(x, y) if y is not None else self.exp.discriminator(x)).logit
+        return as_output(self.exp.discriminator(x, y)).logit
 
     def _score(self, x: Tensor, y: Tensor | None) -> DOutput:
-        D = self.exp.d_forward
-        return as_output(D(x, y) if y is not None else D(x))
+        return as_output(self.exp.d_forward(x, y))
 
     def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None
                      ) -> tuple[DOutput, DOutput]:
@@ -119,7 +118,7 @@ class Trainer:
         if fake_y is not None and self.cfg.train.d_fake_classes == "real":
             fake_y = real_y
         with torch.no_grad(), exp.autocast():
-            fake = (exp.g_forward(z, fake_y) if fake_y is not None else exp.g_forward(z)).float()
+            fake = exp.g_forward(z, fake_y).float()
         real, fake = self._perturb(real), self._perturb(fake)
         with exp.autocast():
             real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y)
@@ -145,7 +144,7 @@ class Trainer:
             net.requires_grad_(False)
         z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
         with exp.autocast():
-            fake = self._perturb((exp.g_forward(z, fake_y) if fake_y is not None else exp.g_forward(z)).float())
+            fake = self._perturb(exp.g_forward(z, fake_y).float())
             fake_out = self._score(fake, fake_y)
         loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
                                                        autocast=exp.autocast))

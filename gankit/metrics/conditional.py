@@ -17,7 +17,8 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.metrics.compute import _check_classifier_shape, _generated, intra_fid, reference_label, resolve_reference
+from gankit.metrics.classifier import INPUT_SHAPE
+from gankit.metrics.compute import _generated, intra_fid, reference_label, resolve_reference
 from gankit.metrics.extractors import classifier
 
 CONDITIONAL_METRICS = ("intra_fid", "intra_cfd", "cacc")
@@ -54,13 +55,13 @@ def conditional_accuracy(generate_class: Callable[[int, int], Tensor], n_classes
                          protocol: dict[str, Any]) -> dict[str, Any]:
     """The fraction of samples generated for class c that the shipped classifier assigns to c, over all classes
     (value) and per class."""
-    _check_classifier_shape(tuple(_shape_of(generate_class)), "generated images")
     clf = classifier(spec["name"], device)
     names = class_names(spec["name"], n_classes)
     per_class: dict[str, float] = {}
     for c in range(n_classes):
         hits = 0
-        for batch in _generated(lambda k, c=c: generate_class(k, c), n_per_class, batch_size, device, None,
+        # The classifier's input shape is checked on the first batch (as the reference images' shape elsewhere).
+        for batch in _generated(lambda k, c=c: generate_class(k, c), n_per_class, batch_size, device, INPUT_SHAPE,
                                 reference_label(spec)):
             hits += int((clf(batch)[1].argmax(1) == c).sum())
         per_class[names[c]] = hits / n_per_class
@@ -75,7 +76,3 @@ def class_names(dataset: str, n_classes: int) -> list[str]:
 
     known = {"mnist": MNIST_CLASSES, "fashion_mnist": FASHION_CLASSES}.get(dataset)
     return list(known) if known is not None and len(known) == n_classes else [str(c) for c in range(n_classes)]
-
-
-def _shape_of(generate_class: Callable[[int, int], Tensor]) -> tuple[int, ...]:
-    return tuple(generate_class(1, 0).shape[1:])
