@@ -61,6 +61,8 @@ class ModelConfig:
     generator: Spec = _spec(MODELS, {"name": "mlp"})
     discriminator: Spec = _spec(MODELS, {"name": "mlp"})
     networks: dict[str, Spec] = _specs(MODELS)  # extra networks that objective terms name (e.g. a classifier)
+    # PacGAN (Lin et al. 2018): D judges packs of this many samples, joined along channels (features for 2-D data).
+    pack: int = 1
 
 
 @dataclass
@@ -139,6 +141,7 @@ class Config:
 # Values that must be positive (or in range); checked after types, each naming its key.
 _RANGES: list[tuple[str, str, Any]] = [
     ("model.z_dim", ">= 1", lambda v: v >= 1),
+    ("model.pack", ">= 1", lambda v: v >= 1),
     ("train.steps", ">= 1", lambda v: v >= 1),
     ("train.batch_size", ">= 1", lambda v: v >= 1),
     ("train.n_critic", ">= 1", lambda v: v >= 1),

@@ -19,6 +19,7 @@ from gankit.data import InMemoryData
 from gankit.data.base import class_frequencies
 from gankit.data.stream import StreamingImageData
 from gankit.errors import ConfigError, GankitError
+from gankit.models.packing import PackedDiscriminator, packed_shape
 from gankit.objective import Objective, Player, Term
 from gankit.optim import EMA, linear_decay
 from gankit.prior import Prior
@@ -79,6 +80,18 @@ def check_conditioning(cfg: Config, data: Dataset) -> int:
     return n_classes
 
 
+def check_packing(cfg: Config, n_classes: int) -> None:
+    """model.pack must divide D's batches; packing and class conditioning do not combine (a pack has one score)."""
+    pack = cfg.model.pack
+    if pack == 1:
+        return
+    if n_classes:
+        raise ConfigError("model.pack > 1 does not combine with model.conditional: true (a pack has one score)")
+    for key, value in (("train.batch_size", cfg.train.batch_size), ("train.g_batch_size", cfg.train.g_batch_size)):
+        if value is not None and value % pack:
+            raise ConfigError(f"{key} ({value}) must be a multiple of model.pack ({pack}): D judges whole packs")
+
+
 class Experiment:
     """The built objects of one config. ``state_dict`` is everything a resume needs except the RNG.
 
@@ -105,12 +118,14 @@ class Experiment:
         self.prior = Prior(m.z_dim, m.z_dist, self.n_classes, probs)
         shape = self.data.shape
 
-        def build(spec: dict[str, Any], where: str, role: str) -> nn.Module:
-            return MODELS.build(spec, where, role, shape, m.z_dim, self.n_classes).to(self.device)
+        def build(spec: dict[str, Any], where: str, role: str, data_shape: tuple[int, ...] = shape) -> nn.Module:
+            return MODELS.build(spec, where, role, data_shape, m.z_dim, self.n_classes).to(self.device)
 
+        check_packing(cfg, self.n_classes)
+        discriminator = build(m.discriminator, "model.discriminator", "discriminator", packed_shape(shape, m.pack))
         self.networks: dict[str, nn.Module] = {
             "generator": build(m.generator, "model.generator", "generator"),
-            "discriminator": build(m.discriminator, "model.discriminator", "discriminator"),
+            "discriminator": PackedDiscriminator(discriminator, m.pack) if m.pack > 1 else discriminator,
         }
         self.players: dict[str, Player] = {"generator": "generator", "discriminator": "discriminator"}
         if self.n_classes and not getattr(self.generator, "uses_labels", False):
@@ -159,7 +174,8 @@ class Experiment:
         )
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
-        self.joint_forward = not has_batch_norm(self.discriminator)
+        # Packs must not mix real and generated samples: packed runs score them separately.
+        self.joint_forward = not has_batch_norm(self.discriminator) and m.pack == 1
         self.channels_last = cfg.train.channels_last and len(shape) == 3
         if self.channels_last and cfg.train.compile:
             # Measured on an H100 (torch 2.11): inductor fails on channels_last transposed convolutions with a

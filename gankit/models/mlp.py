@@ -17,7 +17,7 @@ from gankit.errors import ParamError
 from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead,
                                        class_head, discriminator_output, one_hot, resolve_condition)
 from gankit.models.layers import FP32Linear
-from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE
+from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE, POSITIVE
 
 Role = Literal["generator", "discriminator"]
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh, "elu": nn.ELU}
@@ -40,6 +40,7 @@ class MLP(nn.Module):
         n_classes: int = 0,
         condition: str = "none",
         with_class_head: bool = False,
+        init_std: float | None = None,
     ) -> None:
         super().__init__()
         self.role = role
@@ -64,6 +65,12 @@ class MLP(nn.Module):
         self.tanh = role == "generator" and output == "tanh"
         self.projection = ProjectionHead(sizes[-1], n_classes) if condition == "projection" else None
         self.class_head = class_head(sizes[-1], n_classes) if with_class_head else None
+        if init_std is not None:  # N(0, init_std^2) weights, zero biases (PacGAN's and DCGAN's init)
+            for module in self.modules():
+                if isinstance(module, nn.Linear):
+                    nn.init.normal_(module.weight, 0.0, init_std)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
         if spectral_norm:
             for module in [*self.hidden, self.out, self.class_head]:
                 if module is not None:
@@ -112,12 +119,14 @@ def mlp(
     spectral_norm: bool = False,
     condition: GCondition | DCondition = "auto",
     class_head: bool = False,
+    init_std: Annotated[float, POSITIVE] | None = None,
 ) -> MLP:
     """width, depth: depth hidden layers of width units; widths: one entry per hidden layer, replacing both.
     batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it).
     condition (conditional runs): auto = concat; G: concat (one-hot y joined to z) or cbn (conditional batch
         norms; needs batch_norm); D: concat (one-hot y joined to x) or projection (+ <embed(y), features>).
-    class_head: D only: class logits from the last hidden layer (ACGAN)."""
+    class_head: D only: class logits from the last hidden layer (ACGAN).
+    init_std: linear weights N(0, init_std^2) and zero biases (PacGAN: 0.02); null: PyTorch's default init."""
     if widths is not None and not widths:
         raise ParamError("widths", "must list at least one hidden width, or be null to use width and depth")
     sizes = list(widths) if widths is not None else [width] * depth
@@ -126,4 +135,4 @@ def mlp(
     if (condition == "projection" or class_head) and not sizes:
         raise ParamError("depth", f"must be >= 1 for {'a projection' if condition == 'projection' else 'a class head'}")
     return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,
-               class_head)
+               class_head, init_std)
