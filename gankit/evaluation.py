@@ -90,6 +90,10 @@ def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
     per_class = [m for m in names if m in CONDITIONAL_METRICS]
     if per_class and not exp.conditional:
         raise GankitError(f"{', '.join(per_class)} are for conditional runs (model.conditional: true)")
+    if "stacked_modes" in names:
+        from gankit.metrics.stacked import check_stacked_shape
+
+        check_stacked_shape(tuple(exp.data.shape), f"this run's '{exp.cfg.data['name']}' images")
     return names
 
 

@@ -26,13 +26,15 @@ from gankit.data.base import to_uint8
 from gankit.errors import ConfigError, GankitError
 from gankit.metrics import features as F
 from gankit.metrics.extractors import Extractor, build_extractor, classifier
+from gankit.metrics.stacked import (STACKED_METRICS, channel_digits, check_stacked_shape, digit_classifier,
+                                     stacked_result)
 from gankit.registry import DATASETS, load_builtins
 
 CACHE_VERSION = 1
 INCEPTION_METRICS = ("fid", "is", "kid", "prc")
 CLASSIFIER_METRICS = ("cfd", "cs", "classes")
 CONDITIONAL_METRICS = ("intra_fid", "intra_cfd", "cacc")  # class-conditional runs (gankit.metrics.conditional)
-METRIC_NAMES = INCEPTION_METRICS + CLASSIFIER_METRICS + CONDITIONAL_METRICS
+METRIC_NAMES = INCEPTION_METRICS + CLASSIFIER_METRICS + CONDITIONAL_METRICS + STACKED_METRICS
 METRIC_HELP = {
     "fid": "Frechet Inception Distance (pool3, 2048-d) to the reference split; lower is better",
     "is": "Inception Score (logits_unbiased, 10 splits) of the generated images; higher is better",
@@ -44,10 +46,13 @@ METRIC_HELP = {
     "intra_fid": "conditional runs: mean over classes of the FID of each class's samples to that class's images",
     "intra_cfd": "conditional runs: mean per-class Frechet distance in the MNIST/Fashion-MNIST classifier's space",
     "cacc": "conditional runs: how often the MNIST/Fashion-MNIST classifier predicts the requested class",
+    "stacked_modes": "Stacked MNIST: digit triples (one MNIST classification per channel) covered of 1000, KL to "
+                     "uniform",
 }
 # For keeping a `best` checkpoint: the scalar of each metric (see metric_scalar) and its direction.
 HIGHER_IS_BETTER = {"fid": False, "is": True, "kid": False, "prc": True, "cfd": False, "cs": True,
-                    "classes": False, "intra_fid": False, "intra_cfd": False, "cacc": True}
+                    "classes": False, "intra_fid": False, "intra_cfd": False, "cacc": True,
+                    "stacked_modes": False}  # stacked_modes: its KL to uniform
 # Keys of a dataset spec that do not change the images read (left out of the reference's cache key).
 NON_CONTENT_KEYS = ("download", "max_memory_mb", "workers", "hflip", "cache", "dequantize")
 
@@ -59,7 +64,7 @@ def metric_scalar(name: str, entry: dict[str, Any]) -> float:
     value = entry["value"]
     if name == "prc":
         return float(value["f_score"])
-    if name == "classes":
+    if name in ("classes", "stacked_modes"):
         return float(value["kl_to_uniform"])
     return float(value)
 
@@ -278,6 +283,8 @@ def _prepare(names: list[str], n: int, reference: dict[str, Any] | str, split: s
                           "report their toy metrics)")
     if any(m in CLASSIFIER_METRICS for m in names):
         _check_classifier_shape(tuple(data.shape), f"the reference {reference_label(spec)} images")
+    if any(m in STACKED_METRICS for m in names):
+        check_stacked_shape(tuple(data.shape), f"the reference {reference_label(spec)} images")
     available = len(data)
     n_ref = available if n_reference is None else n_reference
     if n_ref > available:
@@ -337,6 +344,7 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
         want_classifier = [m for m in names if m in CLASSIFIER_METRICS]
         inc = build_extractor(extractor, device, inception_weights, download) if want_inception else None
         clf = classifier(spec["name"], device) if want_classifier else None
+        digit_clf = digit_classifier(device) if any(m in STACKED_METRICS for m in names) else None
     folder = None if not cache else Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     # Generated images first: a wrong shape shows on the first batch, before the reference is read.
@@ -345,6 +353,7 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
         inc_logits: list[Tensor] = []
         clf_feats: list[Tensor] = []
         clf_logits: list[Tensor] = []
+        digits: list[Tensor] = []
         for batch in _generated(generate, n, batch_size, device, tuple(data.shape), label):
             if inc is not None:
                 f, lg = inc(batch)
@@ -356,6 +365,8 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
                 f, lg = clf(batch)
                 clf_feats.append(f)
                 clf_logits.append(lg)
+            if digit_clf is not None:
+                digits.append(channel_digits(digit_clf, batch))
 
     with _timed(timings, "reference statistics", device):
         ref_inc = (reference_statistics(data, spec, inc, n_ref, device, batch_size, folder)
@@ -412,6 +423,9 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
                 predicted = torch.cat(clf_logits).argmax(1)
                 results[name] = {"value": F.class_histogram(predicted, 10, data.info.get("classes")),
                                  "protocol": classifier_protocol("argmax of logits", False)}
+            elif name == "stacked_modes":
+                assert digit_clf is not None
+                results[name] = stacked_result(torch.cat(digits), digit_clf, common)
     return results
 
 
