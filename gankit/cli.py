@@ -42,6 +42,15 @@ def _train(args: argparse.Namespace) -> int:
 def _sample(args: argparse.Namespace) -> int:
     from gankit.api import write_samples
 
+    if args.traversal is not None:
+        from gankit.methods.infogan import write_traversal
+
+        if args.class_index is not None or args.per_class:
+            raise GankitError("give --traversal or --class/--per-class, not both (a traversal has one row per value "
+                              "of the categorical code)")
+        out = write_traversal(args.run_dir, args.traversal, args.out, args.seed, args.columns, args.span)
+        print(f"wrote the traversal of continuous code {args.traversal} to {out}", file=sys.stderr)
+        return 0
     out = write_samples(args.run_dir, args.n, args.out, args.seed, args.class_index, args.per_class)
     what = f" of class {args.class_index}" if args.class_index is not None else " of each class" if args.per_class else ""
     print(f"wrote {args.n} samples{what} to {out}", file=sys.stderr)
@@ -96,9 +105,14 @@ def build_parser() -> argparse.ArgumentParser:
                    help="FILE.npz (arrays 'samples', and 'labels' for a conditional run), FILE.png, or a folder")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--class", dest="class_index", type=int, default=None, metavar="K",
-                   help="conditional runs: N samples of class K")
+                   help="conditional runs: N samples of class K; InfoGAN runs: with categorical code K")
     p.add_argument("--per-class", action="store_true", help="conditional runs: N samples of each class (a grid "
                                                              "with one row per class)")
+    p.add_argument("--traversal", type=int, default=None, metavar="C",
+                   help="InfoGAN runs: a PNG with one row per categorical value and continuous code C going from "
+                        "-SPAN to SPAN along the columns, the other latents fixed (-n is ignored)")
+    p.add_argument("--columns", type=int, default=10, help="--traversal: values of code C (default 10)")
+    p.add_argument("--span", type=float, default=1.0, help="--traversal: code C goes from -SPAN to SPAN (default 1)")
     p.set_defaults(func=_sample)
 
     p = sub.add_parser("eval", help="evaluate a trained run; prints one JSON object")

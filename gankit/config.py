@@ -52,6 +52,15 @@ def _specs(registry: Registry) -> Any:
 
 
 @dataclass
+class CodesConfig:
+    """InfoGAN's latent codes (Chen et al. 2016), joined to the noise in the z that G receives (gankit.prior)."""
+
+    categorical: list[int] = field(default_factory=list)  # the size of each categorical code, e.g. [10]
+    continuous: int = 0  # how many continuous codes
+    continuous_dist: Literal["normal", "uniform"] = "uniform"  # each continuous code ~ N(0, 1) or U(-1, 1)
+
+
+@dataclass
 class ModelConfig:
     z_dim: int = 32
     z_dist: Literal["normal", "uniform"] = "normal"  # z ~ N(0, I) or U(-1, 1)
@@ -61,6 +70,7 @@ class ModelConfig:
     generator: Spec = _spec(MODELS, {"name": "mlp"})
     discriminator: Spec = _spec(MODELS, {"name": "mlp"})
     networks: dict[str, Spec] = _specs(MODELS)  # extra networks that objective terms name (e.g. a classifier)
+    codes: CodesConfig = field(default_factory=CodesConfig)  # InfoGAN: categorical and continuous latent codes
     # PacGAN (Lin et al. 2018): D judges packs of this many samples, joined along channels (features for 2-D data).
     pack: int = 1
 
@@ -141,6 +151,8 @@ class Config:
 # Values that must be positive (or in range); checked after types, each naming its key.
 _RANGES: list[tuple[str, str, Any]] = [
     ("model.z_dim", ">= 1", lambda v: v >= 1),
+    ("model.codes.categorical", "a list of code sizes, each >= 2", lambda v: all(k >= 2 for k in v)),
+    ("model.codes.continuous", ">= 0", lambda v: v >= 0),
     ("model.pack", ">= 1", lambda v: v >= 1),
     ("train.steps", ">= 1", lambda v: v >= 1),
     ("train.batch_size", ">= 1", lambda v: v >= 1),

@@ -24,8 +24,9 @@ class Generate:
     generator of their own: evaluating never moves the training RNG, so a resumed run stays identical.
 
     The one way gankit samples a run (snapshots, `gankit sample`, metrics). ``class_index`` fixes the class of a
-    conditional run; otherwise classes are drawn from the prior. ``generate(k)`` returns images only (what the
-    metrics take); ``labelled(k)`` returns the samples with their classes.
+    conditional run, or the (first) categorical code of an InfoGAN run; otherwise classes and codes are drawn
+    from the prior. ``generate(k)`` returns images only (what the metrics take); ``labelled(k)`` returns the
+    samples with their classes (an InfoGAN run: the value of its first categorical code).
     """
 
     def __init__(self, exp: Experiment, seed: int, class_index: int | None = None) -> None:
@@ -36,10 +37,16 @@ class Generate:
         self.class_index = class_index
 
     def labelled(self, k: int) -> Batch:
-        z, y = self.exp.prior.sample(k, self.exp.device, self.rng)
-        if self.class_index is not None:
+        prior = self.exp.prior
+        z, y = prior.sample(k, self.exp.device, self.rng)
+        if self.class_index is not None and prior.conditional:
             y = torch.full((k,), self.class_index, dtype=torch.long, device=self.exp.device)
-        return Batch(generate_from(self.exp, z, y), y)
+        elif self.class_index is not None:  # InfoGAN: the categorical code
+            z = prior.codes.with_category(z, self.class_index)
+        x = generate_from(self.exp, z, y)
+        if y is None and prior.has_categorical:
+            y = prior.codes.split(z)[0][0]
+        return Batch(x, y)
 
     def __call__(self, k: int) -> Tensor:
         return self.labelled(k).x
@@ -85,8 +92,17 @@ def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
                           "and reverse_kl")
     from gankit.metrics import parse_names
     from gankit.metrics.conditional import CONDITIONAL_METRICS
+    from gankit.metrics.infogan import INFOGAN_METRICS, check_infogan_run
 
-    names = parse_names(names)
+    info = [m for m in INFOGAN_METRICS if m in [str(n).strip().lower() for n in names]]
+    rest = [n for n in names if str(n).strip().lower() not in INFOGAN_METRICS]
+    try:
+        names = (parse_names(rest) if rest else []) + info
+    except GankitError as exc:
+        raise GankitError(f"{exc}, {', '.join(INFOGAN_METRICS)}" if str(exc).startswith("unknown metric") else str(exc)
+                          ) from None
+    if info:
+        check_infogan_run(exp)
     per_class = [m for m in names if m in CONDITIONAL_METRICS]
     if per_class and not exp.conditional:
         raise GankitError(f"{', '.join(per_class)} are for conditional runs (model.conditional: true)")
@@ -107,6 +123,8 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
     """
     names = check_metric_names(exp, list(metrics or []))
     weights = "ema" if exp.ema is not None else "raw"
+    infogan = "infogan" in names
+    names = [m for m in names if m != "infogan"]
     per_class = [m for m in names if m in CONDITIONAL_METRICS]
     names = [m for m in names if m not in CONDITIONAL_METRICS]
     result: dict[str, Any] = {"step": step, "weights": weights, "n_samples": n,
@@ -137,6 +155,11 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
                 n // exp.n_classes, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 extractor=extractor or exp.cfg.eval.extractor, inception_weights=inception_weights,
                 protocol={"weights": weights, "step": step, "n_generated": n}))
+        if infogan:
+            from gankit.metrics.infogan import infogan_metric
+
+            result["infogan"] = infogan_metric(exp, n, seed=seed + 3, batch_size=batch_size, split=split,
+                                               protocol={"weights": weights, "step": step})
     return result
 
 
@@ -176,6 +199,8 @@ def best_scalar(results: dict[str, Any], name: str) -> tuple[float, bool]:
     """(the number a `best` checkpoint compares, whether higher is better) for metric ``name``."""
     if name in TOY_BEST:
         return float(results[name]), TOY_BEST[name]
+    if name == "infogan":  # the matched accuracy of the categorical code
+        return float(results[name]["value"]), True
     from gankit.metrics import HIGHER_IS_BETTER, metric_scalar
 
     return metric_scalar(name, results[name]), HIGHER_IS_BETTER[name]

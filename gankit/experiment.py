@@ -22,7 +22,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.models.packing import PackedDiscriminator, packed_shape
 from gankit.objective import Objective, Player, Term
 from gankit.optim import EMA, linear_decay
-from gankit.prior import Prior
+from gankit.prior import CodeSpec, Prior
 from gankit.run import RunDir, load_checkpoint
 from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, TERMS, load_builtins
 from gankit.regularizers import Regularizer
@@ -92,6 +92,28 @@ def check_packing(cfg: Config, n_classes: int) -> None:
             raise ConfigError(f"{key} ({value}) must be a multiple of model.pack ({pack}): D judges whole packs")
 
 
+def code_spec(cfg: Config, n_classes: int) -> CodeSpec:
+    """InfoGAN's latent codes (model.codes), checked against the rest of the model."""
+    c = cfg.model.codes
+    codes = CodeSpec(tuple(c.categorical), c.continuous, c.continuous_dist)
+    if codes and n_classes:
+        raise ConfigError("model.codes does not combine with model.conditional: true (give G either class labels "
+                          "or InfoGAN codes)")
+    if codes and getattr(cfg.model, "pack", 1) > 1:
+        raise ConfigError("model.codes does not combine with model.pack > 1 (Q reads one sample, a pack has many)")
+    return codes
+
+
+def attach_q_head(cfg: Config, prior: Prior, discriminator: nn.Module) -> None:
+    """Give D the Q head it asks for (model.discriminator.q_head: true), sized by the prior's codes."""
+    if not cfg.model.discriminator.get("q_head", False):
+        return
+    if not prior.codes:
+        raise ConfigError("model.discriminator.q_head is true but the run has no codes; set "
+                          "model.codes.categorical and/or model.codes.continuous")
+    discriminator.attach_q_head(prior.codes)
+
+
 class Experiment:
     """The built objects of one config. ``state_dict`` is everything a resume needs except the RNG.
 
@@ -115,11 +137,11 @@ class Experiment:
         m = cfg.model
         self.n_classes = check_conditioning(cfg, self.data)
         probs = class_frequencies(self.data.labels, self.n_classes) if self.n_classes and m.class_dist == "data" else None
-        self.prior = Prior(m.z_dim, m.z_dist, self.n_classes, probs)
+        self.prior = Prior(m.z_dim, m.z_dist, self.n_classes, probs, code_spec(cfg, self.n_classes))
         shape = self.data.shape
 
         def build(spec: dict[str, Any], where: str, role: str, data_shape: tuple[int, ...] = shape) -> nn.Module:
-            return MODELS.build(spec, where, role, data_shape, m.z_dim, self.n_classes).to(self.device)
+            return MODELS.build(spec, where, role, data_shape, self.prior.dim, self.n_classes).to(self.device)
 
         check_packing(cfg, self.n_classes)
         discriminator = build(m.discriminator, "model.discriminator", "discriminator", packed_shape(shape, m.pack))
@@ -131,6 +153,7 @@ class Experiment:
         if self.n_classes and not getattr(self.generator, "uses_labels", False):
             raise ConfigError("model.conditional is true but model.generator ignores the labels; give it a "
                               "condition (e.g. condition: concat or cbn)")
+        attach_q_head(cfg, self.prior, self.networks["discriminator"])
 
         terms: list[Term] = [TERMS.build(spec, f"terms.{i}") for i, spec in enumerate(cfg.terms)]
         term_names = [spec["name"] for spec in cfg.terms]

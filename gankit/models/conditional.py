@@ -1,6 +1,6 @@
 """Conditioning on class labels, shared by every model: D's structured output, one-hot codes and label planes,
-conditional batch norm (de Vries et al. 2017), the projection term (Miyato & Koyama 2018) and a class head
-(Odena et al. 2017).
+conditional batch norm (de Vries et al. 2017), the projection term (Miyato & Koyama 2018), a class head
+(Odena et al. 2017) and InfoGAN's Q head (Chen et al. 2016).
 
 Contract of every model (see gankit.models):
 
@@ -18,11 +18,13 @@ from torch import Tensor, nn
 
 from gankit.errors import ParamError
 from gankit.models.layers import FP32Linear
+from gankit.prior import CodeSpec
 
 
 class DOutput(NamedTuple):
     """What a discriminator says about a batch: the adversarial score (logit) of each sample, always, and named
-    extra heads, e.g. ``heads["class"]``: class logits [B, K] of an ACGAN discriminator."""
+    extra heads, e.g. ``heads["class"]``: class logits [B, K] of an ACGAN discriminator; ``heads["q"]``: InfoGAN's
+    Q outputs [B, codes.dim] and ``heads["q_features"]``: the features Q read (D's last hidden layer)."""
 
     logit: Tensor
     heads: dict[str, Tensor]
@@ -87,12 +89,50 @@ def resolve_condition(model: str, role: str, condition: str, n_classes: int, cla
 
 
 def discriminator_output(logit: Tensor, features: Tensor, y: Tensor | None, projection: "ProjectionHead | None",
-                         head: nn.Module | None) -> Tensor | DOutput:
+                         head: nn.Module | None, q_head: "QHead | None" = None) -> Tensor | DOutput:
     """D's result from its unconditional logit psi(phi(x)) and features phi(x): plus the projection term when D
-    has one, and as a DOutput with the class logits when D has a class head."""
+    has one, and as a DOutput with the class logits when D has a class head and Q's outputs when it has a Q head."""
     if projection is not None:
         logit = logit + projection(features, y)
-    return logit if head is None else DOutput(logit, {"class": head(features)})
+    heads = {} if head is None else {"class": head(features)}
+    heads.update(q_outputs(q_head, features))
+    return DOutput(logit, heads) if heads else logit
+
+
+class QHead(nn.Module):
+    """InfoGAN's recognition network Q, sharing D's trunk: from D's last hidden features (flattened; for a conv D
+    the whole last map, like the reference's 4x4 convolution head) to the logits of each categorical code, then
+    the mean of each continuous code (Q(c | x) is a Gaussian of fixed std; see gankit.methods.infogan). The output
+    layer computes in fp32. ``hidden`` > 0 puts one hidden layer in between: linear, batch norm, LeakyReLU(0.2)
+    (the paper's FC 128 on MNIST)."""
+
+    def __init__(self, features: int, codes: CodeSpec, hidden: int = 0) -> None:
+        super().__init__()
+        self.codes = codes
+        layers: list[nn.Module] = []
+        if hidden:
+            layers += [nn.Linear(features, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2)]
+        layers.append(FP32Linear(hidden or features, codes.dim))
+        self.net = nn.Sequential(*layers)
+
+    def forward(self, features: Tensor) -> Tensor:
+        return self.net(features.flatten(1))
+
+    def extra_repr(self) -> str:
+        return (f"categorical={list(self.codes.categorical)}, continuous={self.codes.continuous}")
+
+
+def q_outputs(q_head: QHead | None, features: Tensor) -> dict[str, Tensor]:
+    """The heads a Q head adds to D's output: Q's outputs and the features it read (a term that must not train
+    D's trunk reruns the head on detached features)."""
+    return {} if q_head is None else {"q": q_head(features), "q_features": features}
+
+
+def check_q_head(role: str, q_head: bool, q_hidden: int) -> None:
+    if q_head and role != "discriminator":
+        raise ParamError("q_head", "is a discriminator option (InfoGAN)")
+    if q_hidden and not q_head:
+        raise ParamError("q_hidden", "needs q_head: true")
 
 
 class ConditionalBatchNorm(nn.Module):

@@ -26,6 +26,9 @@ Conditioning (``model.conditional: true``), as the reference conditional CIFAR-1
   s0 x s0 convolution, a linear layer on the whole map);
 * D ``class_head`` (ACGAN): class logits from phi by an s0 x s0 convolution to K channels, beside the logit's
   own s0 x s0 convolution (the reference ACGAN's ``cls_head``); D then returns a ``DOutput``.
+* D ``q_head`` (InfoGAN, ``model.codes``): Q's outputs from phi by a linear layer over the whole s0 x s0 map
+  (the reference InfoGAN's ``c_disc_head``/``c_cont_head`` 4x4 convolutions, as one layer), optionally through
+  a hidden layer (``q_hidden``); see gankit.models.conditional.QHead.
 
 ``spectral_norm`` also normalises the projection embedding and the class head.
 
@@ -43,10 +46,11 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
-from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead,
-                                       label_planes, one_hot, resolve_condition)
+from gankit.prior import CodeSpec
+from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead, QHead,
+                                       check_q_head, label_planes, one_hot, q_outputs, resolve_condition)
 from gankit.models.layers import FP32Conv2d, FP32ConvTranspose2d
-from gankit.registry import AT_LEAST_ONE, MODELS
+from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE
 
 Role = Literal["generator", "discriminator"]
 
@@ -171,7 +175,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, data_shape: tuple[int, ...], width: int, multipliers: list[int] | None, batch_norm: bool,
                  activation: str, init: str, spectral_norm: bool, n_classes: int = 0, condition: str = "none",
-                 with_class_head: bool = False) -> None:
+                 with_class_head: bool = False, q_hidden: int | None = None) -> None:
         super().__init__()
         channels, resolution = check_data_shape(data_shape)
         s0, widths = stage_channels(resolution, width, multipliers)
@@ -191,7 +195,16 @@ class DCGANDiscriminator(nn.Module):
         self.projection = ProjectionHead(widths[-1], n_classes) if condition == "projection" else None
         # ACGAN's class head: like the logit, an s0 x s0 convolution over the last hidden map (in fp32).
         self.class_head = FP32Conv2d(widths[-1], n_classes, s0, 1, 0) if with_class_head else None
+        # InfoGAN's Q head: attached by the experiment once the codes are known (attach_q_head).
+        self.q_hidden, self.q_head = q_hidden, None
+        self._q_features, self._init, self._spectral_norm = widths[-1] * s0 * s0, init, spectral_norm
         _finish(self, init, spectral_norm)
+
+    def attach_q_head(self, codes: "CodeSpec") -> None:
+        """Give D the Q head of ``codes`` (requested with q_head: true), initialised like the rest of D."""
+        head = QHead(self._q_features, codes, self.q_hidden or 0)
+        _finish(head, self._init, self._spectral_norm)
+        self.q_head = head.to(next(self.parameters()).device)
 
     def forward(self, x: Tensor, y: Tensor | None = None) -> Tensor | DOutput:
         if self.uses_labels and y is None:
@@ -203,9 +216,10 @@ class DCGANDiscriminator(nn.Module):
         if self.projection is not None:
             # global sum pooling of phi, in fp32 (a sum over s0 x s0 positions)
             logit = logit + self.projection(h.float().sum(dim=(2, 3)), y)
-        if self.class_head is None:
-            return logit
-        return DOutput(logit, {"class": self.class_head(h).flatten(1)})  # an s0 x s0 conv: [B, K, 1, 1]
+        # The class head is an s0 x s0 conv: [B, K, 1, 1].
+        heads = {} if self.class_head is None else {"class": self.class_head(h).flatten(1)}
+        heads.update(q_outputs(self.q_head, h))
+        return DOutput(logit, heads) if heads else logit
 
 
 AUTO = {"generator": "concat", "discriminator": "concat"}  # the reference CGAN
@@ -228,6 +242,8 @@ def dcgan(
     init: Literal["dcgan", "default"] = "dcgan",
     condition: GCondition | DCondition = "auto",
     class_head: bool = False,
+    q_head: bool = False,
+    q_hidden: Annotated[int, NON_NEGATIVE] = 0,
 ) -> DCGANGenerator | DCGANDiscriminator:
     """DCGAN generator or discriminator.
 
@@ -244,11 +260,14 @@ def dcgan(
         joined to z) or cbn (conditional batch norms; needs batch_norm); D: concat (one-hot planes joined to the
         image channels) or projection (+ <embed(y), sum-pooled last hidden map>).
     class_head: D only: class logits from the last hidden map (ACGAN).
+    q_head: D only: InfoGAN's Q head on the last hidden map, sized by model.codes.
+    q_hidden: units of a hidden layer in the Q head (linear, batch norm, LeakyReLU); 0: none.
     """
     condition = resolve_condition("dcgan", role, condition, n_classes, class_head, auto=AUTO, allowed=ALLOWED,
                                   batch_norm=batch_norm)
+    check_q_head(role, q_head, q_hidden)
     if role == "generator":
         return DCGANGenerator(data_shape, z_dim, width, multipliers, batch_norm, activation, init, spectral_norm,
                               n_classes, condition)
     return DCGANDiscriminator(data_shape, width, multipliers, batch_norm, activation, init, spectral_norm,
-                              n_classes, condition, class_head)
+                              n_classes, condition, class_head, q_hidden if q_head else None)

@@ -2,7 +2,8 @@
 
 Conditioning (``model.conditional: true``): G takes the one-hot class concatenated to z (``concat``) or
 conditional batch norms (``cbn``); D takes the one-hot class concatenated to its input (``concat``), adds the
-projection term (``projection``), and/or has a class head (``class_head``, ACGAN).
+projection term (``projection``), and/or has a class head (``class_head``, ACGAN). An InfoGAN D has a Q head on
+its last hidden layer (``q_head``; gankit.models.conditional.QHead).
 """
 from __future__ import annotations
 
@@ -14,8 +15,9 @@ from torch import Tensor, nn
 from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
-from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead,
-                                       class_head, discriminator_output, one_hot, resolve_condition)
+from gankit.prior import CodeSpec
+from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead, QHead,
+                                       check_q_head, class_head, discriminator_output, one_hot, resolve_condition)
 from gankit.models.layers import FP32Linear
 from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE, POSITIVE
 
@@ -41,6 +43,7 @@ class MLP(nn.Module):
         condition: str = "none",
         with_class_head: bool = False,
         init_std: float | None = None,
+        q_hidden: int | None = None,
     ) -> None:
         super().__init__()
         self.role = role
@@ -65,6 +68,9 @@ class MLP(nn.Module):
         self.tanh = role == "generator" and output == "tanh"
         self.projection = ProjectionHead(sizes[-1], n_classes) if condition == "projection" else None
         self.class_head = class_head(sizes[-1], n_classes) if with_class_head else None
+        # InfoGAN's Q head: attached by the experiment once the codes are known (attach_q_head).
+        self.q_hidden, self.q_head = q_hidden, None
+        self._q_features, self._init_std, self._spectral_norm = sizes[-1], init_std, spectral_norm
         if init_std is not None:  # N(0, init_std^2) weights, zero biases (PacGAN's and DCGAN's init)
             for module in self.modules():
                 if isinstance(module, nn.Linear):
@@ -96,7 +102,20 @@ class MLP(nn.Module):
             out = self.out(self.features(x, y))
             return (out.tanh() if self.tanh else out).view(x.shape[0], *self.data_shape)
         h = self.features(x.flatten(1), y)
-        return discriminator_output(self.out(h).squeeze(1), h, y, self.projection, self.class_head)
+        return discriminator_output(self.out(h).squeeze(1), h, y, self.projection, self.class_head, self.q_head)
+
+    def attach_q_head(self, codes: "CodeSpec") -> None:
+        """Give D the Q head of ``codes`` (requested with q_head: true), initialised like the rest of D."""
+        head = QHead(self._q_features, codes, self.q_hidden or 0)
+        for module in head.modules():
+            if isinstance(module, nn.Linear):
+                if self._init_std is not None:
+                    nn.init.normal_(module.weight, 0.0, self._init_std)
+                    if module.bias is not None:
+                        nn.init.zeros_(module.bias)
+                if self._spectral_norm:
+                    apply_spectral_norm(module)
+        self.q_head = head.to(next(self.parameters()).device)
 
 
 AUTO = {"generator": "concat", "discriminator": "concat"}
@@ -120,13 +139,17 @@ def mlp(
     condition: GCondition | DCondition = "auto",
     class_head: bool = False,
     init_std: Annotated[float, POSITIVE] | None = None,
+    q_head: bool = False,
+    q_hidden: Annotated[int, NON_NEGATIVE] = 0,
 ) -> MLP:
     """width, depth: depth hidden layers of width units; widths: one entry per hidden layer, replacing both.
     batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it).
     condition (conditional runs): auto = concat; G: concat (one-hot y joined to z) or cbn (conditional batch
         norms; needs batch_norm); D: concat (one-hot y joined to x) or projection (+ <embed(y), features>).
     class_head: D only: class logits from the last hidden layer (ACGAN).
-    init_std: linear weights N(0, init_std^2) and zero biases (PacGAN: 0.02); null: PyTorch's default init."""
+    init_std: linear weights N(0, init_std^2) and zero biases (PacGAN: 0.02); null: PyTorch's default init.
+    q_head: D only: InfoGAN's Q head on the last hidden layer, sized by model.codes.
+    q_hidden: units of a hidden layer in the Q head (linear, batch norm, LeakyReLU); 0: none."""
     if widths is not None and not widths:
         raise ParamError("widths", "must list at least one hidden width, or be null to use width and depth")
     sizes = list(widths) if widths is not None else [width] * depth
@@ -134,5 +157,8 @@ def mlp(
                                   batch_norm=batch_norm)
     if (condition == "projection" or class_head) and not sizes:
         raise ParamError("depth", f"must be >= 1 for {'a projection' if condition == 'projection' else 'a class head'}")
+    check_q_head(role, q_head, q_hidden)
+    if q_head and not sizes:
+        raise ParamError("depth", "must be >= 1 for a Q head")
     return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,
-               class_head, init_std)
+               class_head, init_std, q_hidden if q_head else None)

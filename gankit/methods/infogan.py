@@ -1,0 +1,176 @@
+"""InfoGAN's mutual-information term (Chen et al. 2016), and the traversal figure of a trained InfoGAN run.
+
+G receives ``z = [noise, one_hot(c_1), ..., c_cont]`` (``model.codes``, gankit.prior); Q, a head on D's trunk
+(``model.discriminator.q_head: true``), reads a sample x and outputs, for each categorical code c_j of K_j values,
+logits l_j(x), and for the continuous codes their means mu(x) (Q(c | x) is a Gaussian of fixed std sigma). On a
+batch of B generated samples x_i = G(z_i), with L = ``categorical_weight`` and M = ``continuous_weight``:
+
+    value = L * sum_j CE_j + M * C
+    CE_j  = 1/B sum_i -log softmax(l_j(x_i))[c_ij]                                         (cross-entropy)
+    C     = 1/B sum_i sum_d [ (c_id - mu_d(x_i))^2 / (2 sigma^2) + log sigma + 1/2 log(2 pi) ]
+            (``continuous_loss: nll``: the Gaussian negative log-likelihood, summed over the codes as the paper's
+            code, openai/InfoGAN, does with fixed std 1)
+    C     = 1/(B n) sum_i sum_d (c_id - mu_d(x_i))^2
+            (``continuous_loss: mse``: torch's MSELoss, the mean over batch and codes, as the reference
+            xyfJASON/GANs-Implementations does)
+
+value is -L_I up to the constant H(c) (L_I(G, Q) = H(c) - value when L = M = 1 and the loss is nll): minimising it
+maximises the variational lower bound on I(c; G(z, c)).
+
+* G minimises ``weight * value`` on its own step's samples (D's weights are frozen there, so only G learns from it);
+* D minimises ``d_weight * value`` on the samples of its step: this trains Q's head and, with ``train_trunk:
+  true`` (the paper and the reference), D's trunk; with ``train_trunk: false`` Q reads D's features detached, so
+  the term in D's step reaches the Q head only;
+* ``d_every: k`` computes D's part on one D step in k (the k-th, 2k-th, ... D step of the run): with
+  ``d_every = train.n_critic`` Q learns once per G step, as in the reference, whose separate "Q step" follows
+  each G step (see docs/infogan.md for what else differs from a separate step).
+"""
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from gankit.errors import ConfigError, GankitError
+from gankit.objective import StepContext, Term
+from gankit.prior import CodeSpec
+from gankit.registry import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, TERMS
+
+HALF_LOG_2PI = 0.5 * math.log(2 * math.pi)
+
+
+def q_head_of(discriminator: nn.Module) -> nn.Module | None:
+    return getattr(discriminator, "q_head", None)
+
+
+def categorical_cross_entropy(q: Tensor, codes: CodeSpec, indices: list[Tensor]) -> Tensor:
+    """sum over the categorical codes of the batch-mean cross-entropy of Q's logits (q holds every code's
+    logits, then the continuous means)."""
+    total, at = q.new_zeros(()), 0
+    for k, target in zip(codes.categorical, indices):
+        total = total + F.cross_entropy(q[:, at:at + k], target)
+        at += k
+    return total
+
+
+def continuous_loss(mu: Tensor, c: Tensor, kind: str, sigma: float) -> Tensor:
+    """Gaussian NLL with fixed sigma (summed over codes, mean over the batch) or the MSE (mean over both)."""
+    if kind == "mse":
+        return (mu - c).square().mean()
+    nll = (c - mu).square() / (2 * sigma**2) + math.log(sigma) + HALF_LOG_2PI
+    return nll.sum(1).mean()
+
+
+class MutualInformation(Term):
+    def __init__(self, weight: float, d_weight: float | None, categorical_weight: float, continuous_weight: float,
+                 continuous: str, sigma: float, train_trunk: bool, d_every: int) -> None:
+        super().__init__(weight, d_weight)
+        self.categorical_weight, self.continuous_weight = categorical_weight, continuous_weight
+        self.continuous, self.sigma, self.train_trunk, self.d_every = continuous, sigma, train_trunk, d_every
+        self.codes = CodeSpec()
+        self.d_calls = 0  # D steps seen (for d_every); saved with the run through the extra state
+
+    def check(self, networks: dict[str, nn.Module], n_classes: int, where: str) -> None:
+        head = q_head_of(networks["discriminator"])
+        if head is None:
+            raise ConfigError(f"{where} (infogan) reads Q from model.discriminator, which has no Q head: set "
+                              "model.discriminator.q_head: true and give model.codes")
+        self.codes = head.codes
+
+    def value(self, q: Tensor, z: Tensor) -> Tensor:
+        """L * sum_j CE_j + M * C for Q's outputs q on samples generated from z (codes last in z)."""
+        indices, c = self.codes.split(z)
+        total = q.new_zeros(())
+        if self.codes.categorical and self.categorical_weight > 0:
+            total = total + self.categorical_weight * categorical_cross_entropy(q, self.codes, indices)
+        if self.codes.continuous and self.continuous_weight > 0:
+            mu = q[:, sum(self.codes.categorical):]
+            total = total + self.continuous_weight * continuous_loss(mu, c.to(mu.dtype), self.continuous, self.sigma)
+        return total
+
+    def d_term(self, ctx: StepContext) -> Tensor | None:
+        self.d_calls += 1
+        if self.d_calls % self.d_every:
+            return None
+        if self.train_trunk:
+            q = ctx.fake_out.heads["q"]
+        else:  # Q's head on D's features cut from the trunk: the term in D's step trains the head alone
+            head = q_head_of(ctx.networks["discriminator"])
+            q = head(ctx.fake_out.heads["q_features"].detach()).float()
+        return self.value(q, ctx.z)
+
+    def g_term(self, ctx: StepContext) -> Tensor:
+        return self.value(ctx.fake_out.heads["q"], ctx.z)
+
+    def get_extra_state(self) -> dict[str, int]:
+        return {"d_calls": self.d_calls}
+
+    def set_extra_state(self, state: dict[str, int]) -> None:
+        self.d_calls = int(state["d_calls"])
+
+    def extra_repr(self) -> str:
+        return (f"weight={self.weight}, d_weight={self.d_weight}, categorical_weight={self.categorical_weight}, "
+                f"continuous_weight={self.continuous_weight}, continuous_loss={self.continuous}, sigma={self.sigma}, "
+                f"train_trunk={self.train_trunk}, d_every={self.d_every}")
+
+
+@TERMS.register("infogan", "InfoGAN mutual information: Q's cross-entropy on the categorical codes plus a fixed-sigma "
+                           "Gaussian NLL (or MSE) on the continuous codes, Chen et al. 2016")
+def infogan(*, weight: Annotated[float, NON_NEGATIVE] = 1.0, d_weight: Annotated[float, NON_NEGATIVE] | None = None,
+            categorical_weight: Annotated[float, NON_NEGATIVE] = 1.0,
+            continuous_weight: Annotated[float, NON_NEGATIVE] = 1.0,
+            continuous_loss: Literal["nll", "mse"] = "nll", sigma: Annotated[float, POSITIVE] = 1.0,
+            train_trunk: bool = True, d_every: Annotated[int, AT_LEAST_ONE] = 1) -> Term:
+    """weight: of the term in G's loss, and in D's unless d_weight is given (lambda of the paper).
+    categorical_weight, continuous_weight: lambda of the categorical and of the continuous codes, inside the term.
+    continuous_loss: nll = Gaussian negative log-likelihood with fixed std sigma, summed over the codes; mse = mean
+        squared error over batch and codes (the reference's nn.MSELoss).
+    train_trunk: the term in D's step trains D's trunk too (true: paper and reference); false: the Q head only.
+    d_every: D's part on one D step in d_every (= train.n_critic: once per G step, as the reference's Q step)."""
+    return MutualInformation(weight, d_weight, categorical_weight, continuous_weight, continuous_loss, sigma,
+                             train_trunk, d_every)
+
+
+# --- the traversal figure -------------------------------------------------------------------------------------
+
+def traversal_latents(prior: Any, code: int, columns: int, span: float, seed: int, device: torch.device) -> Tensor:
+    """Latents of a traversal grid: one row per value of the first categorical code (one row when there is none),
+    ``columns`` values of continuous code ``code`` from -span to span; the noise (one draw, by seed) and the other
+    continuous codes (0, the prior's centre) are the same in every cell."""
+    codes: CodeSpec = prior.codes
+    if not codes.continuous:
+        raise GankitError("--traversal needs an InfoGAN run with continuous codes (model.codes.continuous)")
+    if not 0 <= code < codes.continuous:
+        raise GankitError(f"continuous code {code} is out of range: this run has continuous codes "
+                          f"0..{codes.continuous - 1}")
+    if columns < 2:
+        raise GankitError(f"--columns must be >= 2, got {columns}")
+    rows = codes.categorical[0] if codes.categorical else 1
+    z = prior.latent(1, device, torch.Generator().manual_seed(seed)).expand(rows * columns, -1).clone()
+    z[:, prior.dim - codes.continuous:] = 0
+    if codes.categorical:
+        z = codes.with_category(z, torch.arange(rows, device=device).repeat_interleave(columns))
+    values = torch.linspace(-span, span, columns, device=device).repeat(rows)
+    return codes.with_continuous(z, values, code)
+
+
+def write_traversal(run_dir: Path, code: int, out: Path, seed: int = 0, columns: int = 10, span: float = 1.0) -> Path:
+    """`gankit sample RUN --traversal C --out FIG.png`: the traversal grid of continuous code C (rows: the
+    categorical code's values; columns: C from -span to span) as a PNG."""
+    from gankit import viz
+    from gankit.api import load_trained
+    from gankit.evaluation import generate_from
+
+    if out.suffix.lower() != ".png":
+        raise GankitError(f"--out {out}: a traversal is a figure; give a file name ending in .png")
+    if span <= 0:
+        raise GankitError(f"--span must be > 0, got {span}")
+    exp, _ = load_trained(run_dir)
+    z = traversal_latents(exp.prior, code, columns, span, seed, exp.device)
+    images = generate_from(exp, z, None)
+    viz.save_png(viz.image_grid(images, nrow=columns), out)
+    return out
