@@ -58,17 +58,24 @@ def channel_digits(clf: Extractor, images: Tensor) -> Tensor:
     return clf(x)[1].argmax(1).view(b, 3)
 
 
+def mode_counts(digits: Tensor) -> Tensor:
+    """Digit triples [N, 3] -> how often each mode 100 * d0 + 10 * d1 + d2 occurs (long [1000])."""
+    d = digits.long()
+    return torch.bincount((d[:, 0] * 100 + d[:, 1] * 10 + d[:, 2]).cpu(), minlength=N_MODES)
+
+
 def mode_histogram(digits: Tensor) -> dict[str, Any]:
-    """Digit triples [N, 3] -> modes covered, KL(p || uniform over 1000), the 1000-bin histogram of the modes
-    (index 100 * d0 + 10 * d1 + d2) and each channel's 10-bin digit histogram."""
+    """Digit triples [N, 3] -> modes covered, KL(p || uniform over 1000), the ``top`` most frequent modes with
+    their counts (mode "042": digits 0, 4, 2) and each channel's 10-bin digit histogram. (The whole 1000-bin
+    histogram is ``mode_counts(digits)``.)"""
     digits = digits.long().cpu()
-    modes = digits[:, 0] * 100 + digits[:, 1] * 10 + digits[:, 2]
-    counts = torch.bincount(modes, minlength=N_MODES).double()
+    counts = mode_counts(digits).double()
     p = counts / counts.sum().clamp_min(1)
     kl = torch.where(p > 0, p * torch.log(N_MODES * p), torch.zeros_like(p)).sum()
+    top = torch.argsort(counts, descending=True, stable=True)[:10]
     return {"modes": int((counts > 0).sum()), "kl_to_uniform": float(kl), "n_modes": N_MODES,
             "max_kl": math.log(N_MODES), "n": int(len(digits)),
-            "histogram": [int(c) for c in counts.tolist()],
+            "top_modes": {f"{m:03d}": int(counts[m]) for m in top.tolist() if counts[m] > 0},
             "channel_digit_histograms": [torch.bincount(digits[:, c], minlength=10).tolist() for c in range(3)]}
 
 
