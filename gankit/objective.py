@@ -2,19 +2,21 @@
 
 The training loop asks the ``Objective`` for D's and G's loss in each step and stays ignorant of the method
 (the shape of StyleGAN2-ADA's ``training/loss.py``). A method that adds a term (ACGAN's auxiliary
-classification now; InfoGAN's mutual information and VEEGAN's reconstruction next) is a ``Term`` registered in
-``gankit.methods``; a term may bring networks of its own, each trained with D or with G by its own optimiser.
-Regularizers of D (penalties, clipping, noise) stay in regularizers.py.
+classification, VEEGAN's reconstruction) is a ``Term`` registered in ``gankit.methods``; a term may bring
+networks of its own, each trained with D or with G by its own optimiser. A term may also pair every sample D
+sees with a code (``Term.codes``): D then scores (code, sample) pairs, ``D(x, y, code)``, as VEEGAN's joint
+discriminator D(z, x). Regularizers of D (penalties, clipping, noise) stay in regularizers.py.
 """
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import ContextManager, Literal, NamedTuple
+from typing import ClassVar, ContextManager, Literal, NamedTuple
 
 from torch import Tensor, nn
 
+from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss
 from gankit.models.conditional import DOutput
 
@@ -27,6 +29,15 @@ class NetworkNeed(NamedTuple):
 
     role: str
     player: Player
+
+
+class Codes(NamedTuple):
+    """The code D sees with each sample when it scores (code, sample) pairs: ``fake`` with the generated batch
+    (e.g. the z that made it), ``real`` with the real batch (None in G's steps, which score generated samples
+    only)."""
+
+    fake: Tensor
+    real: Tensor | None = None
 
 
 @dataclass
@@ -43,12 +54,17 @@ class StepContext:
     real_out: DOutput | None = None
     # The run's forward-pass region (bf16 autocast or not), for terms that run networks of their own.
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
+    codes: Codes | None = None  # the codes D saw with real_out/fake_out (None: D saw the samples alone)
 
 
 class Term(nn.Module):
     """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None): G minimises
     ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
     resume lives in buffers."""
+
+    #: True for a term whose ``codes`` pair every sample D sees with a code: the trainer then calls
+    #: ``D(x, y, code)`` in D's and G's steps (model.discriminator must take codes). One term per run at most.
+    pairs_codes: ClassVar[bool] = False
 
     def __init__(self, weight: float, d_weight: float | None = None) -> None:
         super().__init__()
@@ -61,6 +77,12 @@ class Term(nn.Module):
 
     def check(self, networks: dict[str, nn.Module], n_classes: int, where: str) -> None:
         """Raise ConfigError when the built networks or data cannot serve this term."""
+
+    def codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+              autocast: Callable[[], ContextManager]) -> Codes:
+        """Only for ``pairs_codes`` terms: the codes of a generated batch made from ``z`` and, in D's steps, of
+        the ``real`` batch (None in G's steps). Called before D's forward, outside any autocast region."""
+        raise NotImplementedError
 
     def d_term(self, ctx: StepContext) -> Tensor | None:
         return None
@@ -77,6 +99,16 @@ class Objective:
 
     def __init__(self, loss: AdversarialLoss, terms: list[Term], names: list[str]) -> None:
         self.loss, self.terms, self.names = loss, terms, names
+        coders = [name for name, t in zip(names, terms) if t.pairs_codes]
+        if len(coders) > 1:
+            raise ConfigError(f"terms {coders[0]} and {coders[1]} both pair D's samples with codes; D takes one code")
+        self.coder = next((t for t in terms if t.pairs_codes), None)
+
+    def codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+              autocast: Callable[[], ContextManager]) -> Codes | None:
+        """The codes D sees with the generated batch (from z) and the real batch (D's steps), or None when no
+        term pairs D's samples with codes (D sees the samples alone)."""
+        return None if self.coder is None else self.coder.codes(z, real, networks, autocast)
 
     def d_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         assert ctx.real_out is not None

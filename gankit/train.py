@@ -1,7 +1,8 @@
 """One training loop for every method: n_critic D steps, one G step, EMA, logging, snapshots, checkpoints.
 
 The loop knows nothing about any particular method: the loss object says what D and G minimise, the
-regularizers add penalties, perturb D's inputs or constrain D after its step (see regularizers.py).
+regularizers add penalties, perturb D's inputs or constrain D after its step (see regularizers.py). When an
+objective term pairs samples with codes (VEEGAN), D is called D(x, y, code) with the codes the objective gives.
 """
 from __future__ import annotations
 
@@ -21,9 +22,9 @@ from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluat
 from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
-from gankit.objective import StepContext
+from gankit.objective import Codes, StepContext
 from gankit.prior import Latents
-from gankit.regularizers import DStepContext
+from gankit.regularizers import DStepContext, InputGradientPenalty
 from gankit.run import RunDir, dump_config, save_checkpoint, save_snapshot
 from gankit.tracking import LossTracker
 from gankit import viz
@@ -59,6 +60,7 @@ class Trainer:
         if run.holds_run():
             raise GankitError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or choose another --out")
         exp = Experiment(cfg)  # every config error surfaces here, before anything is written
+        check_codes(exp)
         check_eval_config(exp)
         make_folder(run.root, "--out")
         dump_config(run.config, cfg)
@@ -71,6 +73,7 @@ class Trainer:
         torch.set_rng_state(state["rng"]["cpu"])
         if exp.device.type == "cuda" and state["rng"].get("cuda"):
             torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        check_codes(exp)
         check_eval_config(exp)
         if overrides:
             dump_config(loaded.run.config, exp.cfg)
@@ -88,15 +91,17 @@ class Trainer:
         """D's adversarial score of x (with labels y): what the penalties differentiate."""
         return as_output(self.exp.discriminator(x, y)).logit
 
-    def _score(self, x: Tensor, y: Tensor | None) -> DOutput:
-        return as_output(self.exp.d_forward(x, y))
+    def _score(self, x: Tensor, y: Tensor | None, code: Tensor | None = None) -> DOutput:
+        return as_output(self.exp.d_forward(x, y) if code is None else self.exp.d_forward(x, y, code))
 
-    def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None
-                     ) -> tuple[DOutput, DOutput]:
+    def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None,
+                     codes: Codes | None = None) -> tuple[DOutput, DOutput]:
+        real_code, fake_code = (codes.real, codes.fake) if codes is not None else (None, None)
         if self.exp.joint_forward:
             y = torch.cat([real_y, fake_y]) if real_y is not None and fake_y is not None else None
-            return self._score(torch.cat([real, fake]), y).split(len(real))
-        return self._score(real, real_y), self._score(fake, fake_y)
+            code = torch.cat([real_code, fake_code]) if real_code is not None and fake_code is not None else None
+            return self._score(torch.cat([real, fake]), y, code).split(len(real))
+        return self._score(real, real_y, real_code), self._score(fake, fake_y, fake_code)
 
     def _step(self, player: str, loss: Tensor) -> None:
         """Backward through ``loss`` and step every optimiser of ``player``'s networks."""
@@ -120,10 +125,11 @@ class Trainer:
         with torch.no_grad(), exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
         real, fake = self._perturb(real), self._perturb(fake)
+        codes = exp.objective.codes(z, real, exp.networks, exp.autocast)  # None unless a term pairs codes
         with exp.autocast():
-            real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y)
+            real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y, codes)
         ctx = StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y, real_out.float(),
-                          exp.autocast)
+                          exp.autocast, codes)
         total, terms = exp.objective.d_loss(ctx)
         pctx = DStepContext(self._critic, real, fake, ctx.real_out.logit, ctx.fake_out.logit, real_y, fake_y)
         for name, reg in zip(exp.regularizer_names, exp.regularizers):
@@ -143,11 +149,12 @@ class Trainer:
         for net in frozen:  # G's backward needs no gradients for D's weights
             net.requires_grad_(False)
         z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
+        codes = exp.objective.codes(z, None, exp.networks, exp.autocast)
         with exp.autocast():
             fake = self._perturb(exp.g_forward(z, fake_y).float())
-            fake_out = self._score(fake, fake_y)
+            fake_out = self._score(fake, fake_y, codes.fake if codes is not None else None)
         loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
-                                                       autocast=exp.autocast))
+                                                       autocast=exp.autocast, codes=codes))
         self._step("generator", loss)
         for net in frozen:
             net.requires_grad_(True)
@@ -260,6 +267,22 @@ class Trainer:
             viz.progress_gif([path for _, path in self.run.grids()], self.run.samples / "progress.gif")
         viz.loss_curves(self.run.metrics, self.run.root / "loss.png", title=self.cfg.name)
         return results
+
+
+def check_codes(exp: Experiment) -> None:
+    """A discriminator that scores (code, sample) pairs needs a term that gives the codes, and the gradient
+    penalties, which differentiate D(x) of the sample alone, do not apply to it."""
+    takes_codes = getattr(exp.discriminator, "code_dim", None) is not None
+    coder = exp.objective.coder
+    if takes_codes and coder is None:
+        raise ConfigError(f"model.discriminator ({exp.cfg.model.discriminator['name']}) scores (code, sample) pairs "
+                          "and needs a term that gives the codes, e.g. terms: [{name: veegan}]")
+    if coder is None:
+        return
+    for i, (name, reg) in enumerate(zip(exp.regularizer_names, exp.regularizers)):
+        if isinstance(reg, InputGradientPenalty):
+            raise ConfigError(f"regularizers.{i} ({name}) differentiates D of a sample alone, but D scores (code, "
+                              "sample) pairs here; use clip, noise or rlc, or no regularizer")
 
 
 def check_eval_config(exp: Experiment) -> None:
