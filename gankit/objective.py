@@ -4,7 +4,7 @@ The training loop asks the ``Objective`` for D's and G's loss in each step and s
 (the shape of StyleGAN2-ADA's ``training/loss.py``). A method that adds a term (ACGAN's auxiliary
 classification, VEEGAN's reconstruction) is a ``Term`` registered in ``gankit.methods``; a term may bring
 networks of its own, each trained with D or with G by its own optimiser. A term may also pair every sample D
-sees with a code (``Term.codes``): D then scores (code, sample) pairs, ``D(x, y, code)``, as VEEGAN's joint
+sees with a code (``Term.pair_codes``): D then scores (code, sample) pairs, ``D(x, y, code)``, as VEEGAN's joint
 discriminator D(z, x). Regularizers of D (penalties, clipping, noise) stay in regularizers.py.
 """
 from __future__ import annotations
@@ -31,7 +31,7 @@ class NetworkNeed(NamedTuple):
     player: Player
 
 
-class Codes(NamedTuple):
+class PairCodes(NamedTuple):
     """The code D sees with each sample when it scores (code, sample) pairs: ``fake`` with the generated batch
     (e.g. the z that made it), ``real`` with the real batch (None in G's steps, which score generated samples
     only)."""
@@ -54,7 +54,7 @@ class StepContext:
     real_out: DOutput | None = None
     # The run's forward-pass region (bf16 autocast or not), for terms that run networks of their own.
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
-    codes: Codes | None = None  # the codes D saw with real_out/fake_out (None: D saw the samples alone)
+    pair_codes: PairCodes | None = None  # the codes D saw with real_out/fake_out (None: D saw the samples alone)
 
 
 class Term(nn.Module):
@@ -62,7 +62,7 @@ class Term(nn.Module):
     ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
     resume lives in buffers."""
 
-    #: True for a term whose ``codes`` pair every sample D sees with a code: the trainer then calls
+    #: True for a term whose ``pair_codes`` pair every sample D sees with a code: the trainer then calls
     #: ``D(x, y, code)`` in D's and G's steps (model.discriminator must take codes). One term per run at most.
     pairs_codes: ClassVar[bool] = False
 
@@ -78,8 +78,8 @@ class Term(nn.Module):
     def check(self, networks: dict[str, nn.Module], n_classes: int, where: str) -> None:
         """Raise ConfigError when the built networks or data cannot serve this term."""
 
-    def codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
-              autocast: Callable[[], ContextManager]) -> Codes:
+    def pair_codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+                   autocast: Callable[[], ContextManager]) -> PairCodes:
         """Only for ``pairs_codes`` terms: the codes of a generated batch made from ``z`` and, in D's steps, of
         the ``real`` batch (None in G's steps). Called before D's forward, outside any autocast region."""
         raise NotImplementedError
@@ -104,11 +104,11 @@ class Objective:
             raise ConfigError(f"terms {coders[0]} and {coders[1]} both pair D's samples with codes; D takes one code")
         self.coder = next((t for t in terms if t.pairs_codes), None)
 
-    def codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
-              autocast: Callable[[], ContextManager]) -> Codes | None:
+    def pair_codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+                   autocast: Callable[[], ContextManager]) -> PairCodes | None:
         """The codes D sees with the generated batch (from z) and the real batch (D's steps), or None when no
         term pairs D's samples with codes (D sees the samples alone)."""
-        return None if self.coder is None else self.coder.codes(z, real, networks, autocast)
+        return None if self.coder is None else self.coder.pair_codes(z, real, networks, autocast)
 
     def d_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         assert ctx.real_out is not None

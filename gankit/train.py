@@ -22,7 +22,7 @@ from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluat
 from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
-from gankit.objective import Codes, StepContext
+from gankit.objective import PairCodes, StepContext
 from gankit.prior import Latents
 from gankit.regularizers import DStepContext, InputGradientPenalty
 from gankit.run import RunDir, dump_config, save_checkpoint, save_snapshot
@@ -95,7 +95,7 @@ class Trainer:
         return as_output(self.exp.d_forward(x, y) if code is None else self.exp.d_forward(x, y, code))
 
     def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None,
-                     codes: Codes | None = None) -> tuple[DOutput, DOutput]:
+                     codes: PairCodes | None = None) -> tuple[DOutput, DOutput]:
         real_code, fake_code = (codes.real, codes.fake) if codes is not None else (None, None)
         if self.exp.joint_forward:
             y = torch.cat([real_y, fake_y]) if real_y is not None and fake_y is not None else None
@@ -125,7 +125,7 @@ class Trainer:
         with torch.no_grad(), exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
         real, fake = self._perturb(real), self._perturb(fake)
-        codes = exp.objective.codes(z, real, exp.networks, exp.autocast)  # None unless a term pairs codes
+        codes = exp.objective.pair_codes(z, real, exp.networks, exp.autocast)  # None unless a term pairs codes
         with exp.autocast():
             real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y, codes)
         ctx = StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y, real_out.float(),
@@ -149,12 +149,12 @@ class Trainer:
         for net in frozen:  # G's backward needs no gradients for D's weights
             net.requires_grad_(False)
         z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
-        codes = exp.objective.codes(z, None, exp.networks, exp.autocast)
+        codes = exp.objective.pair_codes(z, None, exp.networks, exp.autocast)
         with exp.autocast():
             fake = self._perturb(exp.g_forward(z, fake_y).float())
             fake_out = self._score(fake, fake_y, codes.fake if codes is not None else None)
         loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
-                                                       autocast=exp.autocast, codes=codes))
+                                                       autocast=exp.autocast, pair_codes=codes))
         self._step("generator", loss)
         for net in frozen:
             net.requires_grad_(True)

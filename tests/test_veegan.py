@@ -16,7 +16,7 @@ from gankit import config
 from gankit.cli import main
 from gankit.methods.veegan import Reconstruction, VEEGANLoss
 from gankit.models.conditional import DOutput
-from gankit.objective import Codes, Objective, StepContext
+from gankit.objective import Objective, PairCodes, StepContext
 from gankit.prior import Latents
 from gankit.train import Trainer
 from gankit_testing import FAST, SHARED_DATA, assert_user_error
@@ -87,15 +87,15 @@ def test_codes_are_z_for_generated_samples_and_noisy_reconstructions_for_real_on
     term = Reconstruction(weight=1.0, reconstructor="F", noise_std=0.5, distance="mse")
     z, real = torch.randn(4, 3), torch.randn(4, 2)
     torch.manual_seed(7)
-    codes = term.codes(z, real, {"F": f}, contextlib.nullcontext)
+    codes = term.pair_codes(z, real, {"F": f}, contextlib.nullcontext)
     torch.manual_seed(7)
     expected = f(real) + 0.5 * torch.randn(4, 3)
     assert codes.fake is z
     torch.testing.assert_close(codes.real, expected.detach(), rtol=0, atol=0)
     assert not codes.real.requires_grad  # D's step does not train F
-    assert term.codes(z, None, {"F": f}, contextlib.nullcontext) == Codes(z, None)  # G's step: z only
+    assert term.pair_codes(z, None, {"F": f}, contextlib.nullcontext) == PairCodes(z, None)  # G's step: z only
     exact = Reconstruction(weight=1.0, reconstructor="F", noise_std=0.0, distance="mse")
-    torch.testing.assert_close(exact.codes(z, real, {"F": f}, contextlib.nullcontext).real, f(real).detach())
+    torch.testing.assert_close(exact.pair_codes(z, real, {"F": f}, contextlib.nullcontext).real, f(real).detach())
 
 
 def _record_d_calls(trainer):

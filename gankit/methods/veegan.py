@@ -16,7 +16,7 @@ pairs) and the reference code's scaling (xyfJASON/GANs-Implementations scripts/t
 terms averaged (the paper sums them), means over the batch, and nn.MSELoss's mean over z's coordinates with
 lambda_rec = 1. docs/veegan.md lists every difference.
 
-The term pairs D's samples with codes (``Term.codes``): the trainer calls D(x, y, code), so
+The term pairs D's samples with codes (``Term.pair_codes``): the trainer calls D(x, y, code), so
 model.discriminator must be a joint model (``joint_mlp``) and model.networks must hold the reconstructor
 (``encoder_mlp``).
 """
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss
-from gankit.objective import Codes, NetworkNeed, StepContext, Term
+from gankit.objective import NetworkNeed, PairCodes, StepContext, Term
 from gankit.registry import LOSSES, NON_NEGATIVE, TERMS
 
 
@@ -81,15 +81,15 @@ class Reconstruction(Term):
                 raise ConfigError(f"{name}.code_dim is {net.code_dim} but VEEGAN's codes are z: it must equal "
                                   f"model.z_dim ({net.z_dim}), or be null")
 
-    def codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
-              autocast: Callable[[], ContextManager]) -> Codes:
+    def pair_codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+                   autocast: Callable[[], ContextManager]) -> PairCodes:
         if real is None:
-            return Codes(z)
+            return PairCodes(z)
         with torch.no_grad(), autocast():  # F is trained in G's phase only (Algorithm 1)
             rec = networks[self.reconstructor](real).float()
         if self.noise_std > 0:
             rec = rec + self.noise_std * torch.randn_like(rec)
-        return Codes(z, rec)
+        return PairCodes(z, rec)
 
     def g_term(self, ctx: StepContext) -> Tensor:
         with ctx.autocast():
