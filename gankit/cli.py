@@ -4,6 +4,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 import warnings
 from pathlib import Path
 from typing import NoReturn
@@ -62,6 +63,20 @@ def _eval(args: argparse.Namespace) -> int:
 
     print(json.dumps(evaluate_run(args.run_dir, args.n, args.seed, args.metrics, args.ref, args.inception_weights,
                                   args.best, args.batch_size, args.extractor)))
+    return 0
+
+
+def _study(args: argparse.Namespace) -> int:
+    from gankit.study.report import run_study
+
+    configs = [item for item in args.items if "=" not in item]
+    overrides = [item for item in args.items if "=" in item]
+    if not configs:
+        raise GankitError("give at least one CONFIG to study")
+    out = args.out or Path("runs") / f"study-{time.strftime('%Y%m%d-%H%M%S')}"
+    run_study(configs, args.seeds, out, overrides)
+    print((out / "table.md").read_text(), end="")
+    print(f"study directory: {out} (results.json, table.md, curves.png, samples.png)", file=sys.stderr)
     return 0
 
 
@@ -130,6 +145,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=_eval)
 
+    p = sub.add_parser("study", help="train N seeds of each config together; a table of mean ± s.e. and figures")
+    p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
+                   help="config names or YAML paths, then dotted overrides applied to every config")
+    p.add_argument("--seeds", type=int, default=10, help="seeds per config: train.seed, train.seed + 1, ... (default 10)")
+    p.add_argument("--out", type=Path, help="study directory (default runs/study-TIMESTAMP)")
+    p.set_defaults(func=_study)
+
     p = sub.add_parser("list", help="list registered losses, regularizers, models, datasets and configs")
     p.set_defaults(func=_list)
 
@@ -153,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     # parse_known_args, so that `train CONFIG --out DIR KEY=VALUE` may put overrides after an option too.
     args, extra = parser.parse_known_args(argv)
-    stray = [a for a in extra if a.startswith("-") or args.command != "train"]
+    stray = [a for a in extra if a.startswith("-") or args.command not in ("train", "study")]
     if stray:
         parser.error(f"unrecognized arguments: {' '.join(stray)}")
     if extra:

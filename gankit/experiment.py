@@ -184,17 +184,8 @@ class Experiment:
                               "D's optimisers are optim.generator and optim.discriminator)")
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, net in self.networks.items():
-            if name in ("generator", "discriminator"):
-                spec, where = getattr(cfg.optim, name), f"optim.{name}"
-            elif name in cfg.optim.networks:
-                spec, where = cfg.optim.networks[name], f"optim.networks.{name}"
-            else:  # an extra network without its own optimiser: its player's settings
-                spec, where = getattr(cfg.optim, self.players[name]), f"optim.{self.players[name]}"
-            self.optimizers[name] = OPTIMIZERS.build(spec, where, net.parameters())
-        self.schedulers = (
-            {name: linear_decay(opt, cfg.train.steps) for name, opt in self.optimizers.items()}
-            if cfg.optim.lr_decay == "linear" else {}
-        )
+            self.optimizers[name] = self.build_optimizer(name, net.parameters())
+        self.schedulers = self.build_schedulers()
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         # Packs must not mix real and generated samples: packed runs score them separately.
@@ -217,6 +208,23 @@ class Experiment:
         if cfg.train.compile:
             self.g_forward = torch.compile(self.generator)
             self.d_forward = torch.compile(self.discriminator)
+
+    def build_optimizer(self, name: str, params: Any) -> torch.optim.Optimizer:
+        """The optimiser of network ``name`` over ``params``: optim.generator / optim.discriminator, its own
+        optim.networks.NAME, or else a copy of its player's settings."""
+        optim = self.cfg.optim
+        if name in ("generator", "discriminator"):
+            spec, where = getattr(optim, name), f"optim.{name}"
+        elif name in optim.networks:
+            spec, where = optim.networks[name], f"optim.networks.{name}"
+        else:
+            spec, where = getattr(optim, self.players[name]), f"optim.{self.players[name]}"
+        return OPTIMIZERS.build(spec, where, params)
+
+    def build_schedulers(self) -> dict[str, Any]:
+        if self.cfg.optim.lr_decay != "linear":
+            return {}
+        return {name: linear_decay(opt, self.cfg.train.steps) for name, opt in self.optimizers.items()}
 
     generator = property(lambda self: self.networks["generator"])
     discriminator = property(lambda self: self.networks["discriminator"])

@@ -1,0 +1,200 @@
+"""Train N seeds of one config at once, as one batched model, and leave N ordinary run directories.
+
+``train_seeds(cfg, seeds, out)`` builds one ``Experiment`` per seed (so each seed's initial weights and RNG
+state are exactly those of `gankit train CONFIG train.seed=S`), stacks their networks into ``SeedStack``s,
+and runs the ordinary training loop (``Trainer.d_step`` / ``g_step``) on the stack. At each snapshot step, and
+at the end, the stacked weights are copied back into the per-seed experiments, which write their snapshots,
+evaluation, figures and checkpoint with the same code as a single run: ``out/seed_S`` can be sampled,
+evaluated and resumed like any run.
+
+Equality with separate runs: each seed's data, latents, initial weights, gradients and optimiser steps are its
+own run's, so the weights agree to float tolerance (different batch shapes round differently). Regularizers
+that draw random numbers inside D's step (gp, dragan, noise) draw them from one stream for all seeds: the same
+distribution as separate runs, not the same numbers. Stateful regularizers (rlc) and streaming image folders
+cannot be stacked; ``stackable`` says why, and the study then trains those seeds one after another.
+"""
+from __future__ import annotations
+
+import copy
+import dataclasses
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from gankit.config import Config
+from gankit.evaluation import evaluate, scalars
+from gankit.experiment import Experiment
+from gankit.io import make_folder
+from gankit.optim import EMA
+from gankit.run import RunDir, dump_config
+from gankit.study.stack import RngStates, SeedData, SeedPrior, SeedStack
+from gankit.tracking import LossTracker
+from gankit.train import Trainer, check_eval_config
+
+# Regularizers whose D-step randomness is drawn per call (not per seed): fine to stack, not bit-equal.
+RANDOM_REGULARIZERS = ("gp", "dragan", "noise")
+UNSTACKABLE_REGULARIZERS = {"rlc": "its moving-average anchors are shared state"}
+
+
+def with_seed(cfg: Config, seed: int) -> Config:
+    return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
+
+
+def stackable(cfg: Config, exp: Experiment) -> str | None:
+    """None when the seeds of this config can train as one batched model, else the reason they cannot."""
+    for spec in cfg.regularizers:
+        if spec["name"] in UNSTACKABLE_REGULARIZERS:
+            return f"regularizer {spec['name']}: {UNSTACKABLE_REGULARIZERS[spec['name']]}"
+    if not hasattr(exp.data, "x"):
+        return "streaming image data (an image folder too large to hold in memory)"
+    if cfg.train.compile:
+        return "train.compile"
+    for name, net in exp.networks.items():
+        if any(type(m).__name__ == "_SpectralNorm" for m in net.modules()):
+            # torch's power iteration updates its vectors with out= ops, which vmap cannot batch.
+            return f"spectral norm in the {name}"
+    return None
+
+
+class StackedTrainer(Trainer):
+    """The training loop over a stacked experiment; one ``Trainer`` per seed writes that seed's run."""
+
+    def __init__(self, stacked: Experiment, views: list[Trainer], rngs: RngStates) -> None:
+        self.views, self.rngs = views, rngs
+        # Trainer.__init__ draws fixed latents for snapshots; the per-seed views own those.
+        super().__init__(stacked, views[0].run, views[0].step)
+
+    def _step(self, player: str, loss: torch.Tensor) -> None:
+        # The loss is a mean over S * B rows: times S it is the sum of the S per-seed means, so each seed's
+        # gradient is exactly that of its own run.
+        super()._step(player, loss * len(self.views))
+
+    def sync_views(self, with_optimizers: bool = False) -> None:
+        """Copy the stacked weights (and optionally optimiser, scheduler and EMA state) into each seed's run."""
+        exp = self.exp
+        for s, view in enumerate(self.views):
+            v = view.exp
+            for name, stack in exp.networks.items():
+                v.networks[name].load_state_dict(stack.unstack(s))
+            if exp.ema is not None:
+                v.ema.model.load_state_dict(exp.ema.model.unstack(s))
+            if with_optimizers:
+                for name, opt in exp.optimizers.items():
+                    v.optimizers[name].load_state_dict(slice_optimizer_state(opt.state_dict(), s, len(self.views)))
+                for name, sched in exp.schedulers.items():
+                    v.schedulers[name].load_state_dict(sched.state_dict())
+            view.step = self.step
+
+    def train_all(self, on_snapshot: Any = None) -> list[dict[str, Any]]:
+        """Train to train.steps; at each snapshot step call ``on_snapshot(step, per-seed metrics)``. Returns each
+        seed's final evaluation (as `gankit train` prints it)."""
+        t = self.cfg.train
+        snapshot_steps = set(t.snapshot_steps) | {t.steps}
+        for net in self.exp.networks.values():
+            net.train()
+        while self.step < t.steps:
+            for i in range(self.n_critic):
+                self.d_step(self.step * self.n_critic + i)
+            self.g_step()
+            self.step += 1
+            if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
+                self.sync_views()
+                metrics = []
+                for view in self.views:
+                    view.snapshot()
+                    metrics.append(snapshot_metrics(view))
+                if on_snapshot is not None:
+                    on_snapshot(self.step, metrics)
+        self.sync_views(with_optimizers=True)
+        results = []
+        for s, view in enumerate(self.views):
+            self.rngs.activate(s)
+            view.save_checkpoint()  # with seed s's RNG state: resuming continues that seed's own stream
+            tracker = LossTracker(view.run.metrics, None, view.step, view.exp.device)
+            try:
+                results.append(view.finish(tracker))
+            finally:
+                tracker.close()
+        return results
+
+
+def snapshot_metrics(view: Trainer) -> dict[str, Any]:
+    """The run's evaluation at a snapshot (toy: modes, high_quality, reverse_kl; images: eval.metrics)."""
+    e = view.cfg.eval
+    result = evaluate(view.exp, view.step, e.n_samples, seed=view.cfg.train.seed + 2, metrics=e.metrics,
+                      split=e.split, inception_weights=e.inception_weights, n_name="eval.n_samples")
+    return scalars(result)
+
+
+def slice_optimizer_state(state: dict[str, Any], s: int, n_seeds: int) -> dict[str, Any]:
+    """Seed s's share of a stacked optimiser's state dict (per-parameter tensors carry the seed axis first)."""
+    def pick(v: Any) -> Any:
+        return v[s].clone() if torch.is_tensor(v) and v.dim() > 0 and v.shape[0] == n_seeds else v
+
+    return {"state": {k: {n: pick(v) for n, v in st.items()} for k, st in state["state"].items()},
+            "param_groups": copy.deepcopy(state["param_groups"])}
+
+
+def stack_experiments(exps: list[Experiment], rngs: RngStates) -> Experiment:
+    """One Experiment whose networks, optimisers, data and prior span every seed."""
+    base = exps[0]
+    stacked = copy.copy(base)
+    stacked.networks = {name: SeedStack([e.networks[name] for e in exps]).to(base.device) for name in base.networks}
+    stacked.optimizers = {name: stacked.build_optimizer(name, net.parameters()) for name, net in stacked.networks.items()}
+    stacked.schedulers = stacked.build_schedulers()
+    stacked.ema = EMA(stacked.networks["generator"], base.cfg.train.ema.decay) if base.ema is not None else None
+    stacked.data = SeedData(base.data, rngs)
+    stacked.prior = SeedPrior(base.prior, rngs)
+    stacked.g_forward = stacked.networks["generator"]
+    stacked.d_forward = stacked.networks["discriminator"]
+    stacked.joint_forward = False  # a joint [real; fake] batch would not split into per-seed blocks
+    stacked.channels_last = False
+    return stacked
+
+
+def train_seeds(cfg: Config, seeds: list[int], out: Path, on_snapshot: Any = None,
+                progress: Any = None) -> tuple[list[dict[str, Any]], dict[str, Any]]:
+    """Train ``cfg`` once per seed into out/seed_S. Returns each seed's final evaluation and how it ran
+    ({"batched": bool, "reason": str | None, "seconds": float})."""
+    start = time.perf_counter()
+    views: list[Trainer] = []
+    states: list[torch.Tensor] = []
+    for seed in seeds:
+        cfg_s = with_seed(cfg, seed)
+        exp = Experiment(cfg_s)  # seeds torch's RNG and builds the seed's weights, as `gankit train` does
+        states.append(RngStates.current(exp.device))
+        check_eval_config(exp)
+        run = RunDir(out / f"seed_{seed}")
+        if run.holds_run():
+            from gankit.errors import GankitError
+
+            raise GankitError(f"{run.root} already holds a run; choose another --out")
+        make_folder(run.root, "--out")
+        dump_config(run.config, cfg_s)
+        views.append(Trainer(exp, run))
+    rngs = RngStates(states, views[0].exp.device)
+    reason = stackable(cfg, views[0].exp)
+    if reason is None:
+        trainer = StackedTrainer(stack_experiments([v.exp for v in views], rngs), views, rngs)
+        results = trainer.train_all(on_snapshot)
+    else:  # one after another, each exactly `gankit train`
+        results = []
+        for s, view in enumerate(views):
+            rngs.activate(s)
+            results.append(_fit_with_snapshots(view, on_snapshot))
+    return results, {"batched": reason is None, "reason": reason, "seconds": time.perf_counter() - start}
+
+
+def _fit_with_snapshots(view: Trainer, on_snapshot: Any) -> dict[str, Any]:
+    """view.fit(), reporting each snapshot's metrics as the stacked trainer does."""
+    original = view.snapshot
+
+    def snapshot() -> None:
+        original()
+        if on_snapshot is not None:
+            on_snapshot(view.step, [snapshot_metrics(view)])
+
+    view.snapshot = snapshot  # type: ignore[method-assign]
+    return view.fit()

@@ -1,0 +1,185 @@
+"""Many seeds at once (gankit study): the stacked model equals separate runs; the study's table and figures;
+PacGAN packing and the maxout discriminator."""
+import copy
+import json
+import math
+
+import pytest
+import torch
+
+from gankit import config
+from gankit.errors import ConfigError
+from gankit.experiment import Experiment
+from gankit.models.maxout import maxout
+from gankit.models.mlp import mlp
+from gankit.run import RunDir, load_checkpoint
+from gankit.study.report import mean_se, run_study
+from gankit.study.seeds import stackable, train_seeds
+from gankit.study.stack import SeedStack
+from gankit.train import Trainer
+from gankit_testing import FAST, assert_user_error, run_cli
+
+SGD = ["optim.generator.name=sgd", "optim.discriminator.name=sgd", "optim.generator.lr=0.05",
+       "optim.discriminator.lr=0.05"]
+SMALL = [*FAST, "train.precision=fp32", "train.snapshot_steps=[4]", "train.checkpoint_every=1000"]
+
+
+def weights(run_dir):
+    nets = load_checkpoint(RunDir(run_dir).checkpoint)["networks"]
+    return {f"{n}.{k}": v for n, sd in nets.items() for k, v in sd.items()}
+
+
+def assert_same_weights(a, b, atol):
+    wa, wb = weights(a), weights(b)
+    assert wa.keys() == wb.keys()
+    for k in wa:
+        torch.testing.assert_close(wa[k].float(), wb[k].float(), atol=atol, rtol=0, msg=k)
+
+
+def test_seed_stack_forward_equals_each_network():
+    nets = []
+    for s in range(3):
+        torch.manual_seed(s)
+        nets.append(mlp("generator", (2,), 8, batch_norm=True))
+    copies = [copy.deepcopy(n) for n in nets]
+    stack = SeedStack(nets)
+    z = torch.randn(3 * 5, 8)
+    expected = torch.cat([n(z[5 * i:5 * i + 5]) for i, n in enumerate(copies)])
+    torch.testing.assert_close(stack(z), expected, atol=1e-5, rtol=0)
+    # Batch-norm statistics are per seed, and so are the running averages.
+    torch.testing.assert_close(stack.unstack(1)["norms.0.running_mean"], copies[1].norms[0].running_mean)
+    assert stack.stacked["hidden__0__weight"].shape[0] == 3
+
+
+@pytest.mark.parametrize("method", [
+    ["loss=ns", "regularizers=[]", "train.n_critic=2"],
+    ["loss=ns", "regularizers.0.name=r1", "regularizers.0.weight=1.0", "model.generator.batch_norm=true"],
+    ["loss=wgan", "regularizers=[{name: clip}]", "model.pack=2"],
+])
+def test_stacked_seeds_equal_separate_runs(tmp_path, method):
+    """SGD: the stacked weights equal separate runs to float tolerance (Adam would amplify rounding in the
+    near-zero gradients of dead ReLUs into lr-sized steps; see the next test)."""
+    overrides = [*SMALL, *SGD, *method, "train.steps=12"]
+    results, info = train_seeds(config.load(None, overrides), [0, 1], tmp_path / "study")
+    assert info["batched"]
+    for seed in (0, 1):
+        trainer = Trainer.start(config.load(None, [*overrides, f"train.seed={seed}"]), tmp_path / f"alone{seed}")
+        alone = trainer.fit()
+        assert_same_weights(tmp_path / "study" / f"seed_{seed}", tmp_path / f"alone{seed}", atol=2e-5)
+        assert alone["modes"] == results[seed]["modes"]
+        assert abs(alone["high_quality"] - results[seed]["high_quality"]) < 0.01
+
+
+def test_stacked_adam_matches_for_a_few_steps_and_seed_runs_resume(tmp_path):
+    overrides = [*SMALL, "train.steps=3", "train.n_critic=2", "optim.lr_decay=linear", "train.ema.enabled=true",
+                 "train.ema.decay=0.9"]
+    train_seeds(config.load(None, overrides), [3, 4], tmp_path / "study")
+    Trainer.start(config.load(None, [*overrides, "train.seed=4"]), tmp_path / "alone").fit()
+    assert_same_weights(tmp_path / "study" / "seed_4", tmp_path / "alone", atol=1e-5)
+    # A seed's directory is an ordinary run: it resumes (optimiser, schedule, EMA and RNG state included).
+    state = load_checkpoint(RunDir(tmp_path / "study" / "seed_4").checkpoint)
+    assert state["optimizers"]["generator"]["state"][0]["exp_avg"].shape == \
+        load_checkpoint(RunDir(tmp_path / "alone").checkpoint)["optimizers"]["generator"]["state"][0]["exp_avg"].shape
+    Trainer.resume(tmp_path / "study" / "seed_4", ["train.steps=5"]).fit()
+    Trainer.resume(tmp_path / "alone", ["train.steps=5"]).fit()
+    assert_same_weights(tmp_path / "study" / "seed_4", tmp_path / "alone", atol=1e-4)
+
+
+def test_unstackable_configs_train_one_seed_after_another(tmp_path):
+    overrides = [*SMALL, "train.steps=4", "regularizers=[{name: rlc}]"]
+    cfg = config.load(None, overrides)
+    assert "rlc" in stackable(cfg, Experiment(cfg))
+    assert "spectral norm" in stackable(config.load(None, [*SMALL, "model.discriminator.spectral_norm=true"]),
+                                        Experiment(config.load(None, [*SMALL, "model.discriminator.spectral_norm=true"])))
+    results, info = train_seeds(cfg, [0, 1], tmp_path / "study")
+    assert not info["batched"] and len(results) == 2
+    Trainer.start(config.load(None, [*overrides, "train.seed=1"]), tmp_path / "alone").fit()
+    assert_same_weights(tmp_path / "study" / "seed_1", tmp_path / "alone", atol=0)
+
+
+def test_mean_and_standard_error():
+    assert mean_se([1.0, 2.0, 3.0, 6.0]) == {"mean": 3.0, "se": pytest.approx(math.sqrt(14 / 3) / 2)}
+    assert mean_se([5.0]) == {"mean": 5.0, "se": 0.0}
+
+
+def test_study_command_writes_table_results_and_figures(tmp_path):
+    out = tmp_path / "s"
+    r = run_cli("study", "ring_gan", "ring_gan_r1", "--seeds", "2", "--out", str(out), *SMALL, "train.steps=8")
+    assert r.returncode == 0, r.stderr
+    assert "| ring_gan | 2 | 8 |" in r.stdout and "| ring_gan_r1 | 2 | 8 |" in r.stdout
+    results = json.loads((out / "results.json").read_text())
+    final = results["ring_gan_r1"]["final"]["high_quality"]
+    values = [json.loads((out / "ring_gan_r1" / f"seed_{s}" / "eval.json").read_text())["high_quality"]
+              for s in (0, 1)]
+    assert final["values"] == values and final["mean"] == pytest.approx(sum(values) / 2)
+    assert set(results["ring_gan"]["curves"]) == {"4", "8"}
+    assert len(results["ring_gan"]["curves"]["4"]["modes"]) == 2
+    for name in ("table.md", "curves.png", "samples.png"):
+        assert (out / name).stat().st_size > 0
+    assert (out / "ring_gan" / "seed_1" / "samples" / "strip.png").exists()
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["--seeds", "0"], "--seeds"),
+    (["no_such_config"], "no_such_config"),
+    (["ring_gan", "ring_gan"], "once"),
+    (["ring_gan", "train.nope=1"], "train.nope"),
+    ([], "CONFIG"),
+])
+def test_study_errors_are_one_line(tmp_path, args, needle):
+    if args and args[0] == "--seeds":
+        args = ["ring_gan", *args]
+    assert_user_error(run_cli("study", *args, "--out", str(tmp_path / "s")), needle)
+
+
+def test_study_out_must_not_be_a_file(tmp_path):
+    (tmp_path / "f").write_text("x")
+    assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", str(tmp_path / "f"), *SMALL), "--out")
+
+
+# -- PacGAN packing and the maxout discriminator ---------------------------------------------------------------
+
+def test_packing_feeds_d_m_samples_as_one_input():
+    exp = Experiment(config.load(None, [*SMALL, "model.pack=2"]))
+    inner = exp.discriminator.inner
+    assert inner.hidden[0].in_features == 2 * 2  # twice the features of one 2-D sample
+    x = torch.randn(6, 2)
+    torch.testing.assert_close(exp.discriminator(x), inner(x.reshape(3, 4)))
+    assert exp.discriminator(x).shape == (3,)
+    torch.testing.assert_close(x.reshape(3, 4)[1], torch.cat([x[2], x[3]]))  # pack k: samples 2k and 2k+1
+
+
+def test_packing_images_joins_channels():
+    from gankit.models.packing import PackedDiscriminator
+
+    seen = {}
+
+    class Probe(torch.nn.Module):
+        def forward(self, x, y=None):
+            seen["x"] = x
+            return x.flatten(1).sum(1)
+
+    x = torch.randn(4, 3, 8, 8)
+    PackedDiscriminator(Probe(), 2)(x)
+    assert seen["x"].shape == (2, 6, 8, 8)
+    torch.testing.assert_close(seen["x"][1, 3:], x[3])
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["model.pack=3"], "multiple of model.pack"),
+    (["model.pack=0"], "model.pack"),
+    (["model.pack=2", "model.conditional=true"], "model.conditional"),
+])
+def test_packing_errors(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        Experiment(config.load(None, [*SMALL, *overrides]))
+
+
+def test_maxout_is_the_max_over_pieces():
+    d = maxout("discriminator", (2,), 8, width=3, depth=1, pieces=4, init_std=0.02)
+    x = torch.randn(5, 2)
+    pre = d.hidden[0].linear(x).view(5, 3, 4)
+    torch.testing.assert_close(d.hidden[0](x), pre.max(dim=2).values)
+    assert d.hidden[0].linear.weight.std().item() == pytest.approx(0.02, rel=0.3)
+    assert float(d.hidden[0].linear.bias.detach().abs().max()) == 0.0
+    assert d(x).shape == (5,)
