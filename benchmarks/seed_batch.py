@@ -49,7 +49,7 @@ def main() -> None:
     print(f"| config | 1 seed (ms / G step) | {args.seeds} seeds batched (ms / G step) | ratio |")
     print("|---|---|---|---|")
     for name in args.configs.split(","):
-        cfg = config_mod.load(name, args.overrides)
+        cfg = config_mod.load(None if name == "default" else name, args.overrides)  # default: the main job
         one = per_step(Trainer(Experiment(cfg), RunDir(tmp / name)), args.steps, args.repeats)
         exps, states = [], []
         for s in range(args.seeds):

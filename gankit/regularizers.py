@@ -140,13 +140,15 @@ class GradientPenalty(InputGradientPenalty):
     """Gulrajani et al. 2017: E (||grad D(x_hat)|| - g0)^2 on x_hat = a x_real + (1-a) x_fake, a ~ U[0,1].
     A conditional D scores x_hat with the real sample's label."""
 
-    def __init__(self, weight: float, every: int, target: float, precision: PenaltyPrecision = "fp32") -> None:
+    def __init__(self, weight: float, every: int, target: float, precision: PenaltyPrecision = "fp32",
+                 alpha: str = "per_sample") -> None:
         super().__init__(weight, every, precision)
-        self.target = target
+        self.target, self.alpha = target, alpha
 
     def penalty(self, ctx: DStepContext) -> Tensor:
         real, fake = ctx.real.detach(), ctx.fake.detach()
-        alpha = batch_uniform(real)
+        # per_batch: one a for the whole batch, as xyfJASON/GANs-Implementations' WGANLoss (torch.rand((1,))).
+        alpha = batch_uniform(real) if self.alpha == "per_sample" else uniform_like(real, (1,) * real.dim())
         x_hat = alpha * real + (1 - alpha) * fake
         return (grad_norm(self.input_gradient(ctx.scorer(ctx.real_y), x_hat)) - self.target).square().mean()
 
@@ -250,8 +252,9 @@ def r2(*, weight: Weight = 10.0, every: Every = 1, precision: PenaltyPrecision =
 
 @REGULARIZERS.register("gp", "WGAN-GP: lambda E(||grad D(x_hat)|| - g0)^2 on interpolates, Gulrajani et al. 2017")
 def gp(*, weight: Weight = 10.0, every: Every = 1, target: Annotated[float, NON_NEGATIVE] = 1.0,
-       precision: PenaltyPrecision = "fp32") -> Regularizer:
-    return GradientPenalty(weight, every, target, precision)
+       precision: PenaltyPrecision = "fp32", alpha: Literal["per_sample", "per_batch"] = "per_sample") -> Regularizer:
+    """alpha: the interpolation weight a: one per sample (Gulrajani et al.) or one per batch (the reference code)."""
+    return GradientPenalty(weight, every, target, precision, alpha)
 
 
 @REGULARIZERS.register("dragan", "DRAGAN: lambda E(||grad D(x + delta)|| - 1)^2 near real data, Kodali et al. 2017")

@@ -7,7 +7,8 @@ from gankit.errors import ConfigError
 
 def test_defaults_resolve_every_parameter():
     cfg = config.load()
-    assert cfg.data == {"name": "ring", "n_modes": 8, "radius": 1.0, "std": 0.01, "n": 100_000, "seed": 0}
+    assert cfg.data == {"name": "ring", "n_modes": 8, "radius": 1.0, "std": 0.01, "n": 100_000, "seed": 0,
+                        "balanced": False}
     assert cfg.model.generator["width"] == 256 and cfg.loss == {"name": "ns"}
     assert cfg.regularizers == [{"name": "r1", "weight": 1.0, "every": 1, "precision": "fp32"}]
     assert cfg.optim.generator["betas"] == [0.5, 0.999]

@@ -146,3 +146,23 @@ def test_bf16_penalty_is_close_to_fp64_and_fp32_is_exact(name):
     assert b16_value != f32_value  # the flag is live
     assert abs(b16_value / ref_value - 1) < 0.05
     assert torch.nn.functional.cosine_similarity(b16_grad, ref_grad, dim=0) > 0.99
+
+
+@pytest.mark.parametrize("alpha", ["per_sample", "per_batch"])
+def test_gradient_penalty_interpolation_weight_per_sample_or_per_batch(alpha):
+    """D(x) = x0^2 / 2 has gradient norm |x0|: with real x0 = 0 and fake x0 = 1 the penalty is E (a - 1)^2 over
+    the interpolation weights a; per_batch draws a single a for every sample (the reference code)."""
+    critic = lambda x: 0.5 * x[:, 0] ** 2  # noqa: E731
+    real, fake = torch.zeros(64, 2), torch.ones(64, 2)
+    seen = []
+
+    def recording(x):
+        seen.append(x[:, 0].detach().clone())
+        return critic(x)
+
+    ctx = DStepContext(recording, real, fake, critic(real), critic(fake))
+    torch.manual_seed(0)
+    value = reg("gp", alpha=alpha).penalty(ctx).item()
+    a = 1 - seen[-1]  # x_hat = a * real + (1 - a) * fake, so x0 = 1 - a
+    assert value == pytest.approx(((1 - a) - 1).square().mean().item(), rel=1e-5)
+    assert (a.unique().numel() == 1) == (alpha == "per_batch")

@@ -58,3 +58,12 @@ def test_non_finite_samples_are_not_high_quality():
     samples = torch.full((10, 2), float("nan"))
     m = toy_metrics(samples, means, 0.01)
     assert m["modes"] == 0 and m["high_quality"] == 0.0
+
+
+def test_balanced_mixture_has_exactly_n_over_k_points_per_mode():
+    from gankit.data.toy import grid, ring
+
+    data = ring(radius=10 / 15, std=0.5 / 15, n=3200, balanced=True)  # the reference Ring8
+    assert torch.bincount(data.labels).tolist() == [400] * 8
+    assert torch.bincount(grid(spacing=5 / 15, std=0.5 / 15, n=10000, balanced=True).labels).tolist() == [400] * 25
+    assert data.x.abs().max() < 1.0  # inside the tanh output's range, as the reference's scaling by 1/15

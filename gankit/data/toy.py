@@ -23,11 +23,12 @@ def grid_means(side: int, spacing: float) -> Tensor:
     return torch.stack([gx.flatten(), gy.flatten()], dim=1)
 
 
-def mixture(means: Tensor, std: float, n: int, seed: int) -> InMemoryData:
-    """n samples, equally likely modes; the data set is fixed by ``seed``, independent of the training seed.
-    Each sample's mode index is its class label (for conditional runs)."""
+def mixture(means: Tensor, std: float, n: int, seed: int, balanced: bool = False) -> InMemoryData:
+    """n samples, equally likely modes (``balanced``: exactly n / K per mode, as the reference Ring8 and Grid25
+    hold 400 each); the data set is fixed by ``seed``, independent of the training seed. Each sample's mode
+    index is its class label (for conditional runs)."""
     gen = torch.Generator().manual_seed(seed)
-    modes = torch.randint(len(means), (n,), generator=gen)
+    modes = torch.arange(n) % len(means) if balanced else torch.randint(len(means), (n,), generator=gen)
     x = means[modes] + std * torch.randn(n, 2, generator=gen)
     return InMemoryData(x, "toy", {"means": means, "std": std}, labels=modes)
 
@@ -38,11 +39,15 @@ Count = Annotated[int, AT_LEAST_ONE]
 
 @DATASETS.register("ring", "ring of Gaussians (default 8 modes, radius 1, std 0.01)")
 def ring(*, n_modes: Count = 8, radius: Annotated[float, POSITIVE] = 1.0, std: Std = 0.01, n: Count = 100_000,
-         seed: int = 0) -> InMemoryData:
-    return mixture(ring_means(n_modes, radius), std, n, seed)
+         seed: int = 0, balanced: bool = False) -> InMemoryData:
+    """The reference Ring8 (xyfJASON/GANs-Implementations): radius 10, std 0.5, 400 points per mode, scaled by
+    1/15, i.e. radius 0.6666667, std 0.0333333, n 3200, balanced: true."""
+    return mixture(ring_means(n_modes, radius), std, n, seed, balanced)
 
 
 @DATASETS.register("grid", "grid of Gaussians (default 5x5 means {-4,-2,0,2,4}^2, std 0.05)")
 def grid(*, side: Count = 5, spacing: Annotated[float, POSITIVE] = 2.0, std: Std = 0.05, n: Count = 100_000,
-         seed: int = 0) -> InMemoryData:
-    return mixture(grid_means(side, spacing), std, n, seed)
+         seed: int = 0, balanced: bool = False) -> InMemoryData:
+    """The reference Grid25: means linspace(-10, 10, 5)^2, std 0.5, 400 per mode, scaled by 1/15, i.e.
+    spacing 0.3333333, std 0.0333333, n 10000, balanced: true."""
+    return mixture(grid_means(side, spacing), std, n, seed, balanced)

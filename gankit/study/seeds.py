@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import copy
 import dataclasses
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
+from tqdm import tqdm
 
 from gankit.config import Config
 from gankit.evaluation import evaluate, scalars
@@ -94,11 +96,14 @@ class StackedTrainer(Trainer):
         snapshot_steps = set(t.snapshot_steps) | {t.steps}
         for net in self.exp.networks.values():
             net.train()
+        bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress, unit="step", dynamic_ncols=True,
+                   desc=f"{self.cfg.name} x{len(self.views)} seeds", file=sys.stderr)
         while self.step < t.steps:
             for i in range(self.n_critic):
                 self.d_step(self.step * self.n_critic + i)
             self.g_step()
             self.step += 1
+            bar.update(1)
             if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
                 self.sync_views()
                 metrics = []
@@ -107,6 +112,7 @@ class StackedTrainer(Trainer):
                     metrics.append(snapshot_metrics(view))
                 if on_snapshot is not None:
                     on_snapshot(self.step, metrics)
+        bar.close()
         self.sync_views(with_optimizers=True)
         results = []
         for s, view in enumerate(self.views):

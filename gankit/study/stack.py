@@ -68,17 +68,17 @@ class SeedStack(nn.Module):
             object.__setattr__(new, k, copy.deepcopy(v, memo))
         return new
 
-    def forward(self, x: Tensor, y: Tensor | None = None) -> Any:
+    def forward(self, *inputs: Tensor | None) -> Any:
+        """Every input (samples, labels, VEEGAN's codes...) is a batch of S * B rows or None."""
         s = self.n_seeds
-        xs = x.reshape(s, x.shape[0] // s, *x.shape[1:])
-        ys = y.reshape(s, -1) if y is not None else None
+        grouped = [t.reshape(s, t.shape[0] // s, *t.shape[1:]) if t is not None else None for t in inputs]
         params, buffers = self._tensors()
 
-        def one(p: dict[str, Tensor], b: dict[str, Tensor], xi: Tensor, yi: Tensor | None) -> Any:
-            return functional_call(self._base, (p, b), (xi, yi))
+        def one(p: dict[str, Tensor], b: dict[str, Tensor], *args: Tensor | None) -> Any:
+            return functional_call(self._base, (p, b), args)
 
-        out = vmap(one, in_dims=(0, 0, 0, 0 if ys is not None else None), randomness="different")(
-            params, buffers, xs, ys)
+        in_dims = (0, 0, *[0 if t is not None else None for t in grouped])
+        out = vmap(one, in_dims=in_dims, randomness="different")(params, buffers, *grouped)
         return tree_map(lambda t: t.reshape(t.shape[0] * t.shape[1], *t.shape[2:]), out)
 
     def unstack(self, s: int) -> dict[str, Tensor]:
