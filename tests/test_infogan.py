@@ -318,7 +318,7 @@ def test_short_mnist_infogan_run_ties_the_categorical_code_to_the_digits(tmp_pat
     info = results["infogan"]
     assert info["value"] >= 0.25, info
     assert info["q_accuracy"] >= 0.9 and info["mi_categorical"] > 1.0, info  # of at most log 10 = 2.30 nats
-    assert sorted(info["matching"].values()) == list(range(10))
+    assert sorted(info["matching"].values()) == list(range(10)) and len(info["per_code_accuracy"]) == 10
 
 
 MNIST_SHORT = ["train.progress=false", "train.tensorboard=false", "train.steps=300", "train.sample_every=0",

@@ -4,10 +4,11 @@ mutual information.
 On n fresh samples x = G(z, c) (codes drawn from the prior, seeded):
 
 * ``value``: the categorical code's accuracy against gankit's shipped MNIST / Fashion-MNIST classifier under the
-  best one-to-one matching of code values to classes: with N[k, d] the number of samples of code value k that the
-  classifier calls d, value = max over bijections pi of sum_k N[k, pi(k)] / n (Hungarian algorithm). Samples go
-  to the classifier quantized to uint8 as saved PNGs, resized to 28x28 (antialiased bilinear, as the data
-  loader) when the run's images are larger; the paper reports about 5% error (0.95) on MNIST;
+  best one-to-one matching of code values to classes (``matching``; ``per_code_accuracy`` for each value): with
+  N[k, d] the number of samples of code value k that the classifier calls d, value = max over bijections pi of
+  sum_k N[k, pi(k)] / n (Hungarian algorithm). Samples go to the classifier quantized to uint8 as saved PNGs,
+  resized to 28x28 (antialiased bilinear, as the data loader) when the run's images are larger; the paper
+  reports about 5% error (0.95) on MNIST;
 * ``mi_categorical``: Q's lower bound on I(c; G(z, c)) for the categorical codes, H(c) - CE, with H(c) = sum of
   log K and CE Q's mean cross-entropy on these samples (nats; at most H(c) = log 10 = 2.303 for one 10-way code);
 * ``q_accuracy``: how often Q's argmax recovers the categorical code it generated from;
@@ -152,6 +153,9 @@ def infogan_metric(exp: Any, n: int, *, seed: int = 0, batch_size: int = 250, sp
     result: dict[str, Any] = {
         "value": accuracy,
         "matching": {str(c): mapping[c] for c in range(k0)},
+        # per code value: the fraction of its samples that the classifier calls its matched class
+        "per_code_accuracy": [round(float(confusion[c, mapping[c]]) / max(1, int(confusion[c].sum())), 4)
+                              for c in range(k0)],
         "mi_categorical": codes.categorical_entropy() - ce,
         "entropy_categorical": codes.categorical_entropy(),
         "q_cross_entropy": ce,
