@@ -67,3 +67,16 @@ def test_balanced_mixture_has_exactly_n_over_k_points_per_mode():
     assert torch.bincount(data.labels).tolist() == [400] * 8
     assert torch.bincount(grid(spacing=5 / 15, std=0.5 / 15, n=10000, balanced=True).labels).tolist() == [400] * 25
     assert data.x.abs().max() < 1.0  # inside the tanh output's range, as the reference's scaling by 1/15
+
+
+def test_precision_auto_is_fp32_for_2d_data_on_every_device(monkeypatch):
+    """bf16 rounding in the hidden layers is as wide as a 0.01-std mode: auto never picks it for toy data, even
+    where the device computes bf16 natively."""
+    from gankit import config, experiment
+
+    monkeypatch.setattr(experiment, "native_bf16", lambda device: True)
+    assert experiment.resolve_precision("auto", torch.device("cpu"), "toy") == torch.float32
+    assert experiment.resolve_precision("auto", torch.device("cpu"), "image") == torch.bfloat16
+    assert experiment.resolve_precision("bf16", torch.device("cpu"), "toy") == torch.bfloat16
+    exp = experiment.Experiment(config.load(None, ["train.steps=1"]))
+    assert exp.compute_dtype == torch.float32
