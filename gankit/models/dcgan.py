@@ -61,17 +61,17 @@ RESOLUTIONS: dict[int, tuple[int, tuple[int, ...]]] = {
     32: (4, (4, 2, 1)),  # 4x4 -> 8x8 -> 16x16 -> 32x32 (CIFAR-10)
     64: (4, (8, 4, 2, 1)),  # 4x4 -> 8x8 -> 16x16 -> 32x32 -> 64x64 (the DCGAN paper's LSUN/CelebA model)
 }
-CHANNELS = (1, 3)
 _ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU}
 
 
 def check_data_shape(data_shape: tuple[int, ...]) -> tuple[int, int]:
     """(channels, resolution) of a (C, H, W) image shape that dcgan supports; ParamError otherwise."""
     shape = tuple(data_shape)
-    if len(shape) != 3 or shape[0] not in CHANNELS or shape[1] != shape[2] or shape[1] not in RESOLUTIONS:
+    # Any channel count: a packed D (model.pack: m) sees m * C channels.
+    if len(shape) != 3 or shape[0] < 1 or shape[1] != shape[2] or shape[1] not in RESOLUTIONS:
         sizes = ", ".join(f"{r}x{r}" for r in RESOLUTIONS)
-        raise ParamError("name", f"is dcgan, which supports {sizes} images with 1 or 3 channels (data shape "
-                                 f"(C, H, W)); got data shape {shape}")
+        raise ParamError("name", f"is dcgan, which supports square {sizes} images (data shape (C, H, W)); got "
+                                 f"data shape {shape}")
     return shape[0], shape[1]
 
 

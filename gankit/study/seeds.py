@@ -9,7 +9,8 @@ evaluated and resumed like any run.
 
 Equality with separate runs: each seed's data, latents, initial weights, gradients and optimiser steps are its
 own run's, so the weights agree to float tolerance (different batch shapes round differently). Regularizers
-that draw random numbers inside D's step (gp, dragan, noise) draw them from one stream for all seeds: the same
+that draw random numbers inside D's step (gp, dragan, noise; VEEGAN's noise on F(x)) draw them from one stream
+for all seeds: the same
 distribution as separate runs, not the same numbers. Stateful regularizers (rlc) and streaming image folders
 cannot be stacked; ``stackable`` says why, and the study then trains those seeds one after another.
 """
