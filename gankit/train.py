@@ -258,6 +258,7 @@ class Trainer:
         results = self.evaluate(tracker)
         if self.best is not None:
             results["best"] = self.best
+            self.save_checkpoint()  # last.pt carries the final evaluation's best (a resume compares against it)
         write_json(self.run.eval, results)
         if self.exp.data.kind == "toy":
             real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()

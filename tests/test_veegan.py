@@ -229,6 +229,7 @@ def test_shipped_configs_follow_the_reference_code():
     ring, grid = config.load("ring_veegan").data, config.load("grid_veegan").data
     assert (ring["radius"], ring["std"], ring["n"]) == pytest.approx((10 / 15, 0.5 / 15, 3200), rel=1e-6)
     assert (grid["spacing"], grid["std"], grid["n"]) == pytest.approx((5 / 15, 0.5 / 15, 10000), rel=1e-6)
+    assert ring["balanced"] and grid["balanced"]  # 400 points per mode, as Ring8 and Grid25
     assert config.load("ring_veegan").train.snapshot_steps == [200, 400, 600, 800]
 
 
