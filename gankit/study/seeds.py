@@ -34,7 +34,7 @@ from gankit.optim import EMA
 from gankit.run import RunDir, dump_config
 from gankit.study.stack import RngStates, SeedData, SeedPrior, SeedStack
 from gankit.tracking import LossTracker
-from gankit.train import Trainer, check_eval_config
+from gankit.train import Trainer, check_codes, check_eval_config
 
 # Regularizers whose D-step randomness is drawn per call (not per seed): fine to stack, not bit-equal.
 RANDOM_REGULARIZERS = ("gp", "dragan", "noise")
@@ -172,6 +172,7 @@ def train_seeds(cfg: Config, seeds: list[int], out: Path, on_snapshot: Any = Non
         cfg_s = with_seed(cfg, seed)
         exp = Experiment(cfg_s)  # seeds torch's RNG and builds the seed's weights, as `gankit train` does
         states.append(RngStates.current(exp.device))
+        check_codes(exp)
         check_eval_config(exp)
         run = RunDir(out / f"seed_{seed}")
         if run.holds_run():
