@@ -102,6 +102,12 @@ def test_mean_and_standard_error():
     assert mean_se([5.0]) == {"mean": 5.0, "se": 0.0}
 
 
+def test_study_of_the_default_config(tmp_path):
+    study = run_study(["default"], 2, tmp_path / "s", [*SMALL, "train.steps=3"])
+    assert study["default"]["batched"] and study["default"]["seeds"] == [0, 1]
+    assert (tmp_path / "s" / "default" / "seed_1" / "eval.json").exists()
+
+
 def test_study_command_writes_table_results_and_figures(tmp_path):
     out = tmp_path / "s"
     r = run_cli("study", "ring_gan", "ring_gan_r1", "--seeds", "2", "--out", str(out), *SMALL, "train.steps=8")
