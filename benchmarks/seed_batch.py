@@ -38,7 +38,7 @@ def per_step(trainer: Trainer, steps: int, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--configs", default="ring_gan,ring_gan_r1,ring_wgan_gp")
+    parser.add_argument("--configs", default="main,ring_gan")
     parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--steps", type=int, default=40)
     parser.add_argument("--repeats", type=int, default=3)
@@ -49,7 +49,7 @@ def main() -> None:
     print(f"| config | 1 seed (ms / G step) | {args.seeds} seeds batched (ms / G step) | ratio |")
     print("|---|---|---|---|")
     for name in args.configs.split(","):
-        cfg = config_mod.load(None if name == "default" else name, args.overrides)  # default: the main job
+        cfg = config_mod.load(name, args.overrides)
         one = per_step(Trainer(Experiment(cfg), RunDir(tmp / name)), args.steps, args.repeats)
         exps, states = [], []
         for s in range(args.seeds):

@@ -147,8 +147,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("study", help="train N seeds of each config together; a table of mean ± s.e. and figures")
     p.add_argument("items", nargs="*", metavar="CONFIG|KEY=VALUE",
-                   help="config names or YAML paths ('default': the embedded default, the main job), then dotted "
-                        "overrides applied to every config")
+                   help="config names or YAML paths (the main job is 'main'), then dotted overrides applied to "
+                        "every config")
     p.add_argument("--seeds", type=int, default=10, help="seeds per config: train.seed, train.seed + 1, ... (default 10)")
     p.add_argument("--out", type=Path, help="study directory (default runs/study-TIMESTAMP)")
     p.set_defaults(func=_study)

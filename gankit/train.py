@@ -307,13 +307,17 @@ def check_eval_config(exp: Experiment) -> None:
         raise ConfigError(f"eval.best '{e.best}' must be one of {', '.join(valid) or 'the eval.metrics (none given)'}")
 
 
+MAIN_JOB = "main"  # the shipped config `gankit train` runs without a CONFIG (gankit/configs/main.yaml)
+
+
 def train(config: str | None = None, overrides: list[str] | None = None, out_dir: Path | None = None,
           resume: Path | None = None) -> tuple[Path, dict[str, Any]]:
-    """The Python API behind `gankit train`. Returns the run directory and its final evaluation."""
+    """The Python API behind `gankit train` (no config: the main job). Returns the run directory and its final
+    evaluation."""
     if resume is not None:
         trainer = Trainer.resume(resume, overrides)
     else:
-        cfg = config_mod.load(config, overrides)
+        cfg = config_mod.load(config or MAIN_JOB, overrides)
         trainer = Trainer.start(cfg, out_dir or default_out_dir(cfg.name))
     return trainer.run.root, trainer.fit()
 

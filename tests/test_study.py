@@ -102,10 +102,10 @@ def test_mean_and_standard_error():
     assert mean_se([5.0]) == {"mean": 5.0, "se": 0.0}
 
 
-def test_study_of_the_default_config(tmp_path):
-    study = run_study(["default"], 2, tmp_path / "s", [*SMALL, "train.steps=3"])
-    assert study["default"]["batched"] and study["default"]["seeds"] == [0, 1]
-    assert (tmp_path / "s" / "default" / "seed_1" / "eval.json").exists()
+def test_study_of_the_main_job(tmp_path):
+    study = run_study(["main"], 2, tmp_path / "s", [*SMALL, "train.steps=3"])
+    assert study["main"]["batched"] and study["main"]["seeds"] == [0, 1]
+    assert (tmp_path / "s" / "main" / "seed_1" / "eval.json").exists()
 
 
 def test_study_command_writes_table_results_and_figures(tmp_path):
@@ -189,3 +189,12 @@ def test_maxout_is_the_max_over_pieces():
     assert d.hidden[0].linear.weight.std().item() == pytest.approx(0.02, rel=0.3)
     assert float(d.hidden[0].linear.bias.detach().abs().max()) == 0.0
     assert d(x).shape == (5,)
+
+
+def test_gankit_train_without_a_config_runs_the_main_job(tmp_path):
+    out = tmp_path / "run"
+    r = run_cli("train", *SMALL, "train.steps=3", "--out", str(out))
+    assert r.returncode == 0, r.stderr
+    saved = config.load(str(out / "config.yaml"))
+    assert saved.name == "main" and saved == config.load("main", [*SMALL, "train.steps=3"])
+    assert saved.optim.lr_decay == "linear" and saved.regularizers[0]["weight"] == 0.1

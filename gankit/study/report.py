@@ -46,8 +46,7 @@ def ordered(keys: set[str]) -> list[str]:
 def run_study(configs: list[str], n_seeds: int, out: Path, overrides: list[str]) -> dict[str, Any]:
     if n_seeds < 1:
         raise GankitError(f"--seeds must be >= 1, got {n_seeds}")
-    # Every config error before any training; "default" is the embedded default (the main job).
-    cfgs = [config_mod.load(None if name == "default" else name, overrides) for name in configs]
+    cfgs = [config_mod.load(name, overrides) for name in configs]  # every config error before any training
     names = [Path(c).stem if c.endswith((".yaml", ".yml")) else c for c in configs]
     if len(set(names)) != len(names):
         raise GankitError("each config may appear once in a study")
