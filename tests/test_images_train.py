@@ -20,6 +20,7 @@ def test_every_image_config_trains_a_step(tmp_path, name):
     """The shipped networks, losses and regularizers, on noise images of the config's own shape."""
     cfg = config.load(name)
     channels, resolution = SHAPES[cfg.data["name"]]
+    resolution = cfg.data.get("resolution") or resolution  # e.g. mnist_infogan: MNIST resized to 32x32
     classes = 10 if cfg.model.conditional else 0  # conditional configs: labelled noise
     overrides = QUIET + [f"data={{name: noise_images, n: 16, channels: {channels}, resolution: {resolution}, "
                          f"n_classes: {classes}}}", "eval.metrics=[]",

@@ -71,5 +71,5 @@ def test_losses_are_finite_with_gradients_at_extreme_logits(name):
 def test_unknown_loss_lists_choices():
     from gankit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown loss 'nope'.*gan, hinge, lsgan, ns, wgan"):
+    with pytest.raises(ConfigError, match="unknown loss 'nope'.*gan, hinge, lsgan, ns, veegan, wgan"):
         loss("nope")

@@ -173,10 +173,16 @@ def test_bad_params_are_config_errors_naming_the_key(spec, needle):
         MODELS.build({"name": "dcgan", **spec}, "model.generator", "generator", (3, 32, 32), 128)
 
 
-@pytest.mark.parametrize("shape", [(3, 48, 48), (2, 32, 32), (3, 32, 28), (2,), (1, 784)])
+@pytest.mark.parametrize("shape", [(3, 48, 48), (3, 32, 28), (2,), (1, 784)])
 def test_unsupported_data_shape_is_a_config_error(shape):
     with pytest.raises(ConfigError, match=r"^model.discriminator.name is dcgan, which supports 28x28, 32x32, 64x64"):
         MODELS.build({"name": "dcgan"}, "model.discriminator", "discriminator", shape, 128)
+
+
+def test_dcgan_d_takes_any_channel_count():
+    """A packed D (model.pack: 2 on RGB) sees 6 channels."""
+    d = MODELS.build({"name": "dcgan"}, "model.discriminator", "discriminator", (6, 32, 32), 128)
+    assert d(torch.randn(2, 6, 32, 32)).shape == (2,)
 
 
 def test_bf16_autocast_forward_and_backward():
@@ -220,7 +226,8 @@ def test_backward_reaches_every_parameter_and_double_backward_works():
 def test_resolved_spec_states_the_defaults():
     assert MODELS.resolve({"name": "dcgan"}, "model.generator") == {
         "name": "dcgan", "width": 64, "multipliers": None, "batch_norm": True, "spectral_norm": False,
-        "activation": "auto", "init": "dcgan", "condition": "auto", "class_head": False}
+        "activation": "auto", "init": "dcgan", "condition": "auto", "class_head": False, "q_head": False,
+        "q_hidden": 0}
 
 
 def test_mlp_on_images():

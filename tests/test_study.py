@@ -115,14 +115,15 @@ def test_study_command_writes_table_results_and_figures(tmp_path):
     assert "| ring_gan | 2 | 8 |" in r.stdout and "| ring_gan_r1 | 2 | 8 |" in r.stdout
     results = json.loads((out / "results.json").read_text())
     final = results["ring_gan_r1"]["final"]["high_quality"]
+    assert results["ring_gan_r1"]["seeds"] == [5678, 5679]  # train.seed of the config, then + 1
     values = [json.loads((out / "ring_gan_r1" / f"seed_{s}" / "eval.json").read_text())["high_quality"]
-              for s in (0, 1)]
+              for s in (5678, 5679)]
     assert final["values"] == values and final["mean"] == pytest.approx(sum(values) / 2)
     assert set(results["ring_gan"]["curves"]) == {"4", "8"}
     assert len(results["ring_gan"]["curves"]["4"]["modes"]) == 2
     for name in ("table.md", "curves.png", "samples.png"):
         assert (out / name).stat().st_size > 0
-    assert (out / "ring_gan" / "seed_1" / "samples" / "strip.png").exists()
+    assert (out / "ring_gan" / "seed_5679" / "samples" / "strip.png").exists()
 
 
 @pytest.mark.parametrize("args,needle", [

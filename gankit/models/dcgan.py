@@ -70,7 +70,7 @@ def check_data_shape(data_shape: tuple[int, ...]) -> tuple[int, int]:
     # Any channel count: a packed D (model.pack: m) sees m * C channels.
     if len(shape) != 3 or shape[0] < 1 or shape[1] != shape[2] or shape[1] not in RESOLUTIONS:
         sizes = ", ".join(f"{r}x{r}" for r in RESOLUTIONS)
-        raise ParamError("name", f"is dcgan, which supports square {sizes} images (data shape (C, H, W)); got "
+        raise ParamError("name", f"is dcgan, which supports {sizes} images (square, data shape (C, H, W)); got "
                                  f"data shape {shape}")
     return shape[0], shape[1]
 
