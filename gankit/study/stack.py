@@ -61,13 +61,6 @@ class SeedStack(nn.Module):
         self._base.train(mode)
         return self
 
-    def __deepcopy__(self, memo: dict[int, Any]) -> "SeedStack":  # EMA copies its model
-        new = self.__class__.__new__(self.__class__)
-        memo[id(self)] = new
-        for k, v in self.__dict__.items():
-            object.__setattr__(new, k, copy.deepcopy(v, memo))
-        return new
-
     def forward(self, *inputs: Tensor | None) -> Any:
         """Every input (samples, labels, VEEGAN's codes...) is a batch of S * B rows or None."""
         s = self.n_seeds
@@ -138,8 +131,8 @@ class SeedData:
 
 
 class SeedPrior(Prior):
-    """The run's prior, sampled seed by seed from each seed's RNG (training); a given generator draws once per
-    seed in turn (used only for the per-seed views, which have priors of their own)."""
+    """The run's prior, sampled seed by seed from each seed's RNG (training). With a generator it draws once per
+    seed in turn: only the stacked trainer's inherited snapshot latents, which the per-seed runs replace."""
 
     def __init__(self, prior: Prior, rngs: RngStates) -> None:
         self.__dict__.update(prior.__dict__)
