@@ -199,3 +199,14 @@ def test_gankit_train_without_a_config_runs_the_main_job(tmp_path):
     saved = config.load(str(out / "config.yaml"))
     assert saved.name == "main" and saved == config.load("main", [*SMALL, "train.steps=3"])
     assert saved.optim.lr_decay == "linear" and saved.regularizers[0]["weight"] == 0.1
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["regularizers=[{name: gp, alpha: sometimes}]"], "regularizers.0.alpha"),
+    (["data.balanced=maybe"], "data.balanced"),
+    (["model.discriminator={name: maxout, pieces: 0}"], "model.discriminator.pieces"),
+    (["model.generator.init_std=-1"], "model.generator.init_std"),
+])
+def test_new_options_reject_garbage_naming_the_key(overrides, needle):
+    with pytest.raises(ConfigError, match=needle):
+        config.load(None, overrides)
