@@ -9,9 +9,13 @@ import warnings
 from pathlib import Path
 from typing import NoReturn
 
-from gankit.errors import GankitError
+from gankit import distributed
+from gankit.errors import ConfigError, GankitError, TrainingDiverged
 
 EXIT_USER_ERROR = 2
+EXIT_PEER_FAILURE = 1
+# Errors that every rank of a data-parallel run raises together: rank 0 alone prints them.
+SHARED_ERRORS = (ConfigError, TrainingDiverged, distributed.SharedError)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -34,14 +38,43 @@ def _train(args: argparse.Namespace) -> int:
             raise GankitError(f"unexpected argument '{item}': give one CONFIG and KEY=VALUE overrides")
     if args.resume is not None and args.out is not None:
         raise GankitError("--resume continues the run in its own directory; drop --out")
+    if args.nproc is not None and args.nproc != 1:
+        return _launch_train(args, config, overrides)
     run_dir, results = train(config, overrides, args.out, args.resume)
-    print(json.dumps(results))
-    print(f"run directory: {run_dir}", file=sys.stderr)
+    if distributed.is_main():
+        print(json.dumps(results))
+        print(f"run directory: {run_dir}", file=sys.stderr)
     return 0
+
+
+def _launch_train(args: argparse.Namespace, config: str | None, overrides: list[str]) -> int:
+    """`gankit train --nproc N ...`: the same command in N processes on this machine (torchrun's launcher)."""
+    from gankit import config as config_mod
+    from gankit.distributed.launch import launch_local
+    from gankit.train import MAIN_JOB, default_out_dir
+
+    if args.nproc < 1:
+        raise GankitError(f"--nproc must be >= 1, got {args.nproc}")
+    if distributed.launched():
+        raise GankitError("--nproc starts the processes itself; do not also launch gankit with torchrun or accelerate")
+    argv = ["train", *args.items]
+    if args.resume is not None:
+        argv += ["--resume", str(args.resume)]
+    else:  # one directory for every rank, named now; the config's errors show before any process starts
+        cfg = config_mod.load(config or MAIN_JOB, overrides)
+        argv += ["--out", str(args.out or default_out_dir(cfg.name))]
+    return launch_local(args.nproc, argv)
+
+
+def _one_process(command: str) -> None:
+    if distributed.launched():
+        raise GankitError(f"gankit {command} runs in one process; launch it without torchrun or accelerate")
 
 
 def _sample(args: argparse.Namespace) -> int:
     from gankit.api import write_samples
+
+    _one_process("sample")
 
     if args.traversal is not None:
         from gankit.methods.infogan import write_traversal
@@ -61,14 +94,17 @@ def _sample(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from gankit.api import evaluate_run
 
-    print(json.dumps(evaluate_run(args.run_dir, args.n, args.seed, args.metrics, args.ref, args.inception_weights,
-                                  args.best, args.batch_size, args.extractor)))
+    result = evaluate_run(args.run_dir, args.n, args.seed, args.metrics, args.ref, args.inception_weights,
+                          args.best, args.batch_size, args.extractor)
+    if distributed.is_main():  # under a launcher the ranks shared the work; rank 0 reports
+        print(json.dumps(result))
     return 0
 
 
 def _study(args: argparse.Namespace) -> int:
     from gankit.study.report import run_study
 
+    _one_process("study")
     configs = [item for item in args.items if "=" not in item]
     overrides = [item for item in args.items if "=" in item]
     if not configs:
@@ -111,6 +147,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="a config name or YAML path, then dotted overrides such as train.steps=500")
     p.add_argument("--out", type=Path, help="run directory (default runs/NAME-TIMESTAMP)")
     p.add_argument("--resume", type=Path, metavar="DIR", help="continue the run in DIR from its last checkpoint")
+    p.add_argument("--nproc", type=int, default=None, metavar="N",
+                   help="data-parallel training in N processes on this machine (one per GPU; gloo on CPUs), as "
+                        "torchrun --standalone --nproc-per-node N would start them (docs/distributed.md)")
     p.set_defaults(func=_train)
 
     p = sub.add_parser("sample", help="write samples of a trained run (.npz or .png)")
@@ -184,11 +223,23 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return args.func(args)
     except GankitError as exc:
-        print(f"gankit: error: {exc}", file=sys.stderr)
+        if distributed.is_main():
+            print(f"gankit: error: {exc}", file=sys.stderr)
+        elif not isinstance(exc, SHARED_ERRORS):  # the others are raised by every rank alike: rank 0 reports them
+            print(f"gankit: error: rank {distributed.rank()}: {exc}", file=sys.stderr)
         return EXIT_USER_ERROR
     except KeyboardInterrupt:
-        print("gankit: interrupted; a run continues from its last checkpoint with --resume DIR", file=sys.stderr)
+        if distributed.is_main():
+            print("gankit: interrupted; a run continues from its last checkpoint with --resume DIR", file=sys.stderr)
         return 130
+    except Exception as exc:  # noqa: BLE001 - only a collective that lost its peers becomes one line
+        line = distributed.peer_failure(exc)
+        if line is None:
+            raise
+        print(f"gankit: error: {line}", file=sys.stderr)
+        return EXIT_PEER_FAILURE
+    finally:
+        distributed.shutdown()
 
 
 if __name__ == "__main__":

@@ -115,6 +115,9 @@ class TrainConfig:
     ema: EMAConfig = field(default_factory=EMAConfig)
     tensorboard: bool = True
     progress: bool = True
+    # Data-parallel runs (torchrun, accelerate launch, gankit train --nproc N; docs/distributed.md):
+    sync_batch_norm: bool = False  # batch norm over the global batch instead of each rank's share
+    dist_timeout: float = 1800.0  # seconds a rank waits for the others before the run stops with an error
 
 
 @dataclass
@@ -162,6 +165,7 @@ _RANGES: list[tuple[str, str, Any]] = [
     ("train.g_batch_size", ">= 1", lambda v: v is None or v >= 1),
     ("train.log_every", ">= 1", lambda v: v >= 1),
     ("train.checkpoint_every", ">= 1", lambda v: v >= 1),
+    ("train.dist_timeout", "> 0", lambda v: v > 0),
     ("train.ema.decay", "in [0, 1)", lambda v: 0 <= v < 1),
     ("train.ema.start", ">= 0", lambda v: v >= 0),
     ("eval.n_samples", ">= 2", lambda v: v >= 2),

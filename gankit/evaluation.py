@@ -9,6 +9,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gankit import distributed
 from gankit.data.base import Batch
 from gankit.errors import GankitError
 from gankit.experiment import Experiment
@@ -50,6 +51,10 @@ class Generate:
 
     def __call__(self, k: int) -> Tensor:
         return self.labelled(k).x
+
+    def skip(self, k: int) -> None:
+        """Draw the latents of the next k samples without generating them (another rank generates those)."""
+        self.exp.prior.sample(k, self.exp.device, self.rng)
 
     def many(self, n: int, batch_size: int = 1000) -> Batch:
         parts = [self.labelled(min(batch_size, n - i)) for i in range(0, n, batch_size)]
@@ -130,15 +135,23 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
     result: dict[str, Any] = {"step": step, "weights": weights, "n_samples": n,
                               "precision": str(exp.compute_dtype).removeprefix("torch.")}
     devices = [exp.device] if exp.device.type == "cuda" else []
+    # Data-parallel runs: every rank holds the same networks here (Trainer averages their buffers first). Rank 0
+    # computes the cheap parts alone; the image metrics' sample generation and feature extraction are sharded
+    # over the ranks (compute_metrics); every rank returns the same results.
     with torch.random.fork_rng(devices=devices):
         generate = Generate(exp, seed)
         if exp.data.kind == "toy":
-            samples = generate.many(n)
-            result.update(toy_metrics(samples.x, exp.data.info["means"], exp.data.info["std"]))
-            if exp.conditional:
-                result.update(toy_class_accuracy(samples, exp.data.info["means"], exp.data.info["std"]))
+            def toy() -> dict[str, Any]:
+                samples = generate.many(n)
+                out = toy_metrics(samples.x, exp.data.info["means"], exp.data.info["std"])
+                if exp.conditional:
+                    out.update(toy_class_accuracy(samples, exp.data.info["means"], exp.data.info["std"]))
+                return out
+
+            result.update(distributed.on_main(toy))
             return result
-        result.update(pixel_statistics(generate.many(min(n, 5000)).x, exp.data.real_batch(min(n, 5000))))
+        result.update(distributed.on_main(lambda: pixel_statistics(generate.many(min(n, 5000)).x,
+                                                                   exp.data.real_batch(min(n, 5000)))))
         if names:
             from gankit.metrics import compute_metrics
 
@@ -150,16 +163,16 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
         if per_class:
             from gankit.metrics.conditional import conditional_metrics
 
-            result.update(conditional_metrics(
+            result.update(distributed.on_main(lambda: conditional_metrics(
                 per_class, PerClass(exp, seed + 1), exp.n_classes,
                 n // exp.n_classes, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 extractor=extractor or exp.cfg.eval.extractor, inception_weights=inception_weights,
-                protocol={"weights": weights, "step": step, "n_generated": n}))
+                protocol={"weights": weights, "step": step, "n_generated": n})))
         if infogan:
             from gankit.metrics.infogan import infogan_metric
 
-            result["infogan"] = infogan_metric(exp, n, seed=seed + 3, batch_size=batch_size, split=split,
-                                               protocol={"weights": weights, "step": step})
+            result["infogan"] = distributed.on_main(lambda: infogan_metric(
+                exp, n, seed=seed + 3, batch_size=batch_size, split=split, protocol={"weights": weights, "step": step}))
     return result
 
 

@@ -14,10 +14,13 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from gankit import distributed
 from gankit.config import Config
 from gankit.data import InMemoryData
 from gankit.data.base import class_frequencies
 from gankit.data.stream import StreamingImageData
+from gankit.distributed.process import rank_device
+from gankit.distributed.sync_batch_norm import convert_sync_batch_norm
 from gankit.errors import ConfigError, GankitError
 from gankit.models.packing import PackedDiscriminator, packed_shape
 from gankit.objective import Objective, Player, Term
@@ -129,7 +132,12 @@ class Experiment:
     def __init__(self, cfg: Config) -> None:
         load_builtins()
         self.cfg = cfg
-        self.device = resolve_device(cfg.train.device)
+        # Under a launcher (torchrun, accelerate, --nproc) the first Experiment joins the process group; each
+        # rank builds the same networks from the same seed, holds the data on its own device and draws its own
+        # batches (Trainer gives each rank its own noise stream after this constructor).
+        distributed.setup(cfg.train.device, cfg.train.dist_timeout)
+        distributed.check_same(cfg.to_dict(), "the config")
+        self.device = rank_device(resolve_device(cfg.train.device))
         if self.device.type == "cuda":
             # TF32 for fp32 matmuls/convs (fp32 runs only) and cuDNN autotuning: every batch has the same shape.
             torch.backends.cuda.matmul.allow_tf32 = True
@@ -181,6 +189,12 @@ class Experiment:
             REGULARIZERS.build(spec, f"regularizers.{i}").to(self.device) for i, spec in enumerate(cfg.regularizers)
         ]
         self.regularizer_names = unique_names([spec["name"] for spec in cfg.regularizers])
+
+        if cfg.train.sync_batch_norm and distributed.world_size() > 1:
+            for net in self.networks.values():  # same parameter tensors: optimisers and EMA are built below
+                convert_sync_batch_norm(net)
+        # Equal on every rank already (same seed); rank 0's copy makes that exact, as DDP does when it wraps a module.
+        distributed.broadcast_state(self.networks.values())
 
         extra_optims = sorted(set(cfg.optim.networks) - (set(self.networks) - {"generator", "discriminator"}))
         if extra_optims:

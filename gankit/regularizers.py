@@ -20,6 +20,7 @@ from typing import Annotated, Literal
 import torch
 from torch import Tensor, nn
 
+from gankit.distributed.collectives import all_mean
 from gankit.registry import AT_LEAST_ONE, FRACTION, NON_NEGATIVE, POSITIVE, REGULARIZERS
 
 Critic = Callable[[Tensor], Tensor]
@@ -185,8 +186,10 @@ class LeCam(Regularizer):
         self.register_buffer("started", torch.zeros((), dtype=torch.bool))
 
     def penalty(self, ctx: DStepContext) -> Tensor:
-        real_mean = ctx.real_out.detach().float().mean()
-        fake_mean = ctx.fake_out.detach().float().mean()
+        # Data-parallel runs average the batch means over the ranks: the anchors follow the global batch, as in one
+        # process, and stay equal on every rank.
+        means = all_mean(torch.stack([ctx.real_out.detach().float().mean(), ctx.fake_out.detach().float().mean()]))
+        real_mean, fake_mean = means[0], means[1]
         # Update the anchors first (as the authors' code does); the first batch seeds them. torch.where keeps
         # this free of host syncs.
         for anchor, batch_mean in ((self.anchor_real, real_mean), (self.anchor_fake, fake_mean)):

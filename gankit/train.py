@@ -16,6 +16,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gankit import config as config_mod
+from gankit import distributed
 from gankit.config import Config
 from gankit.errors import ConfigError, GankitError, TrainingDiverged
 from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluate, generate_from, scalars
@@ -37,8 +38,10 @@ class Trainer:
         self.exp, self.run, self.step = exp, run, step
         self.cfg: Config = exp.cfg
         t = self.cfg.train
-        self.batch_size, self.n_critic = t.batch_size, t.n_critic
-        self.g_batch_size = t.g_batch_size or t.batch_size
+        # train.batch_size is the global batch: in a data-parallel run each rank draws its share.
+        ranks = distributed.world_size()
+        self.batch_size, self.n_critic = t.batch_size // ranks, t.n_critic
+        self.g_batch_size = (t.g_batch_size or t.batch_size) // ranks
         # Snapshot latents are fixed by the seed and drawn from their own generator, so they never shift
         # the training noise (resume equivalence depends on that). A conditional grid has one row per class.
         fixed = torch.Generator().manual_seed(t.seed + 1)
@@ -55,28 +58,38 @@ class Trainer:
     @classmethod
     def start(cls, cfg: Config, out_dir: Path) -> "Trainer":
         run = RunDir(out_dir)
-        if run.root.exists() and not run.root.is_dir():
-            raise GankitError(f"--out {out_dir} is a file; give a directory for the run")
-        if run.holds_run():
-            raise GankitError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or choose another --out")
+
+        def check_out() -> None:
+            if run.root.exists() and not run.root.is_dir():
+                raise GankitError(f"--out {out_dir} is a file; give a directory for the run")
+            if run.holds_run():
+                raise GankitError(f"{out_dir} already holds a run; continue it with --resume {out_dir} or choose "
+                                  "another --out")
+
+        def create() -> None:
+            check_out()
+            make_folder(run.root, "--out")
+            dump_config(run.config, cfg)
+
+        check_out()  # every rank, before any rank can write (Experiment's first collective comes after)
         exp = Experiment(cfg)  # every config error surfaces here, before anything is written
         check_codes(exp)
         check_eval_config(exp)
-        make_folder(run.root, "--out")
-        dump_config(run.config, cfg)
+        check_data_parallel(exp)
+        distributed.on_main(create)  # rank 0 writes the run directory
+        seed_rank_stream(cfg.train.seed, step=0)
         return cls(exp, run)
 
     @classmethod
     def resume(cls, run_dir: Path, overrides: list[str] | None = None) -> "Trainer":
         loaded = load_run(run_dir, overrides=overrides)
         exp, state = loaded.exp, loaded.state
-        torch.set_rng_state(state["rng"]["cpu"])
-        if exp.device.type == "cuda" and state["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all(state["rng"]["cuda"])
+        restore_rng(state, exp, loaded.step)
         check_codes(exp)
         check_eval_config(exp)
+        check_data_parallel(exp)
         if overrides:
-            dump_config(loaded.run.config, exp.cfg)
+            distributed.on_main(lambda: dump_config(loaded.run.config, exp.cfg))
         trainer = cls(exp, loaded.run, step=loaded.step)
         trainer.best = state.get("best")
         return trainer
@@ -109,6 +122,9 @@ class Trainer:
         for name in names:
             self.exp.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
+        # Data-parallel runs: the global batch's gradient, penalties included (autograd.grad's double backward
+        # has reached the weights by now); only this player's networks, so D is never reduced in G's step.
+        distributed.reduce_gradients(p for name in names for p in self.exp.networks[name].parameters())
         for name in names:
             self.exp.optimizers[name].step()
 
@@ -168,10 +184,12 @@ class Trainer:
     def fit(self) -> dict[str, Any]:
         t = self.cfg.train
         exp = self.exp
-        tracker = LossTracker(self.run.metrics, self.run.tensorboard if t.tensorboard else None, self.step, exp.device)
+        main = distributed.is_main()
+        tracker = LossTracker(self.run.metrics, self.run.tensorboard if t.tensorboard else None, self.step, exp.device,
+                              write=main)
         self.tracker = tracker
         snapshot_steps = set(t.snapshot_steps) | {t.steps}
-        bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress, desc=self.cfg.name,
+        bar = tqdm(total=t.steps, initial=self.step, disable=not (t.progress and main), desc=self.cfg.name,
                    unit="step", dynamic_ncols=True, file=sys.stderr)
         for net in exp.networks.values():
             net.train()
@@ -189,7 +207,7 @@ class Trainer:
                 checkpoint_due = self.step % t.checkpoint_every == 0 or self.step == t.steps
                 if self.step % t.log_every == 0 or checkpoint_due:
                     self._flush(tracker, bar)
-                if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
+                if main and (self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0)):
                     self.snapshot()
                 e = self.cfg.eval
                 if e.every and self.step % e.every == 0 and self.step < t.steps:
@@ -230,19 +248,32 @@ class Trainer:
         if writer is not None:
             writer.add_image("samples", grid, self.step)
 
-    def save_checkpoint(self) -> None:
-        save_checkpoint(self.run.checkpoint, self._state())
+    def save_checkpoint(self, path: Path | None = None) -> None:
+        """Every rank calls this (the RNG states are gathered); rank 0 writes."""
+        state = self._state()
+        if distributed.is_main():
+            save_checkpoint(path or self.run.checkpoint, state)
+
+    def _sync_buffers(self) -> None:
+        """Data-parallel runs: every rank's networks equal before they are sampled or saved (the batch-norm
+        running statistics are each rank's own until then; see distributed.average_buffers)."""
+        modules = list(self.exp.networks.values()) + ([self.exp.ema.model] if self.exp.ema is not None else [])
+        distributed.average_buffers(modules)
 
     def _state(self) -> dict[str, Any]:
+        self._sync_buffers()
         rng = {"cpu": torch.get_rng_state()}
+        ranks = distributed.world_size()
         if self.exp.device.type == "cuda":
-            rng["cuda"] = torch.cuda.get_rng_state_all()
+            rng["cuda"] = torch.cuda.get_rng_state_all() if ranks == 1 else [torch.cuda.get_rng_state(self.exp.device)]
+        extra = {"rng_ranks": distributed.gather_objects(rng)} if ranks > 1 else {}
         return {"step": self.step, "config": self.cfg.to_dict(), "rng": rng, "best": self.best,
-                **self.exp.state_dict()}
+                **extra, **self.exp.state_dict()}
 
     def evaluate(self, tracker: LossTracker) -> dict[str, Any]:
         """Evaluate on eval.n_samples fresh samples, log the results, and keep checkpoints/best.pt."""
         e = self.cfg.eval
+        self._sync_buffers()
         results = evaluate(self.exp, self.step, e.n_samples, seed=self.cfg.train.seed + 2, metrics=e.metrics,
                            split=e.split, inception_weights=e.inception_weights, n_name="eval.n_samples")
         tracker.log_eval(self.step, results, scalars(results))
@@ -250,7 +281,7 @@ class Trainer:
             value, higher = best_scalar(results, e.best)
             if self.best is None or (value > self.best["value"] if higher else value < self.best["value"]):
                 self.best = {"metric": e.best, "value": value, "step": self.step}
-                save_checkpoint(self.run.best_checkpoint, self._state())
+                self.save_checkpoint(self.run.best_checkpoint)
         return results
 
     def finish(self, tracker: LossTracker) -> dict[str, Any]:
@@ -259,6 +290,8 @@ class Trainer:
         if self.best is not None:
             results["best"] = self.best
             self.save_checkpoint()  # last.pt carries the final evaluation's best (a resume compares against it)
+        if not distributed.is_main():
+            return results
         write_json(self.run.eval, results)
         if self.exp.data.kind == "toy":
             real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()
@@ -284,6 +317,54 @@ def check_codes(exp: Experiment) -> None:
         if isinstance(reg, InputGradientPenalty):
             raise ConfigError(f"regularizers.{i} ({name}) differentiates D of a sample alone, but D scores (code, "
                               "sample) pairs here; use clip, noise or rlc, or no regularizer")
+
+
+def check_data_parallel(exp: Experiment) -> None:
+    """train.batch_size (and g_batch_size) is the global batch: it must split evenly over the processes, into
+    whole packs."""
+    ranks = distributed.world_size()
+    if ranks == 1:
+        return
+    t, pack = exp.cfg.train, exp.cfg.model.pack
+    for key, value in (("train.batch_size", t.batch_size), ("train.g_batch_size", t.g_batch_size)):
+        if value is None:
+            continue
+        if value % ranks:
+            raise ConfigError(f"{key} ({value}) must be a multiple of the {ranks} processes: it is the global batch, "
+                              "and each process draws an equal share")
+        if (value // ranks) % pack:
+            raise ConfigError(f"{key} ({value}) over {ranks} processes gives {value // ranks} samples each, not a "
+                              f"multiple of model.pack ({pack})")
+
+
+def rank_stream_seed(seed: int, rank: int, step: int) -> int:
+    """The seed of rank ``rank``'s training noise from G step ``step`` on (a new run: step 0)."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def seed_rank_stream(seed: int, step: int) -> None:
+    """Give each rank its own noise stream (data indices, latents, penalties' draws). Rank 0 keeps the stream of
+    the seed at a new run's start, so one process under a launcher trains exactly as without one."""
+    rank = distributed.rank()
+    if distributed.world_size() > 1 and (rank > 0 or step > 0):
+        torch.manual_seed(rank_stream_seed(seed, rank, step))
+
+
+def restore_rng(state: dict[str, Any], exp: Experiment, step: int) -> None:
+    """Resume each rank's noise stream: exactly, when the run resumes with as many processes as it was saved
+    with; otherwise each rank starts a new stream, fixed by (seed, step, rank)."""
+    ranks = distributed.world_size()
+    saved = state.get("rng_ranks") or [state["rng"]]
+    if len(saved) != ranks:
+        seed_rank_stream(exp.cfg.train.seed, step)
+        return
+    own = saved[distributed.rank()]
+    torch.set_rng_state(own["cpu"])
+    if exp.device.type == "cuda" and own.get("cuda"):
+        if ranks == 1:
+            torch.cuda.set_rng_state_all(own["cuda"])
+        else:
+            torch.cuda.set_rng_state(own["cuda"][0], exp.device)
 
 
 def check_eval_config(exp: Experiment) -> None:

@@ -24,7 +24,8 @@ def default_workers() -> int:
         cores = len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
-    return max(1, min(4, cores))
+    processes = int(os.environ.get("LOCAL_WORLD_SIZE") or 1)  # data-parallel ranks on this machine share its cores
+    return max(1, min(4, cores // max(1, processes)))
 
 
 class ForeverRandom(Sampler[int]):

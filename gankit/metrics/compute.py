@@ -22,6 +22,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from gankit import distributed
 from gankit.data.base import to_uint8
 from gankit.errors import ConfigError, GankitError
 from gankit.metrics import features as F
@@ -241,11 +242,27 @@ def _remember(key: tuple[str, str], stats: dict[str, Tensor]) -> dict[str, Tenso
 # --- generated images ----------------------------------------------------------------------------------------
 
 def _generated(generate: Callable[[int], Tensor], n: int, batch_size: int, device: torch.device,
-               expected_shape: tuple[int, ...] | None, label: str) -> Iterator[Tensor]:
-    """uint8 batches of generated images on ``device``, as if saved to PNG and read back."""
+               expected_shape: tuple[int, ...] | None, label: str, shard: tuple[int, int] = (0, 1)
+               ) -> Iterator[Tensor]:
+    """uint8 batches of generated images on ``device``, as if saved to PNG and read back.
+
+    ``shard`` (rank, ranks): only batches rank, rank + ranks, ... are generated; for the others the generator
+    draws its latents without running (``generate.skip(k)`` when it has one), so each batch holds the same samples
+    whatever the number of ranks."""
     done = 0
+    rank, ranks = shard
+    skip = getattr(generate, "skip", None)
+    index = -1
     while done < n:
         want = min(batch_size, n - done)
+        index += 1
+        if index % ranks != rank:
+            if skip is not None:
+                skip(want)
+            else:
+                generate(want)
+            done += want
+            continue
         x = generate(want)
         if not isinstance(x, Tensor) or x.dim() != 4 or x.shape[0] != want:
             raise GankitError(f"the generator returned {tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__}"
@@ -354,7 +371,9 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
         clf_feats: list[Tensor] = []
         clf_logits: list[Tensor] = []
         digits: list[Tensor] = []
-        for batch in _generated(generate, n, batch_size, device, tuple(data.shape), label):
+        # Data-parallel runs: each rank extracts every ranks-th batch; rank 0 gathers them in order.
+        shard = (distributed.rank(), distributed.world_size())
+        for batch in _generated(generate, n, batch_size, device, tuple(data.shape), label, shard):
             if inc is not None:
                 f, lg = inc(batch)
                 if "fid" in names or "kid" in names or "prc" in names:
@@ -367,7 +386,29 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
                 clf_logits.append(lg)
             if digit_clf is not None:
                 digits.append(channel_digits(digit_clf, batch))
+        if shard[1] > 1:
+            inc_feats, inc_logits, clf_feats, clf_logits, digits = (
+                _gather_batches(part, device) for part in (inc_feats, inc_logits, clf_feats, clf_logits, digits))
+    return distributed.on_main(lambda: _finish_metrics(
+        names, n, spec, data, n_ref, label, inc, clf, digit_clf, inc_feats, inc_logits, clf_feats, clf_logits,
+        digits, device, batch_size, folder, kid_subsets, kid_subset_size, is_splits, prc_k, protocol, timings))
 
+
+def _gather_batches(batches: list[Tensor], device: torch.device) -> list[Tensor]:
+    """Every rank's batches (rank r holds batches r, r + ranks, ...), in batch order, on ``device``."""
+    per_rank = distributed.gather_objects([b.cpu() for b in batches])
+    ranks = len(per_rank)
+    total = sum(len(p) for p in per_rank)
+    return [per_rank[i % ranks][i // ranks].to(device) for i in range(total)]
+
+
+def _finish_metrics(names: list[str], n: int, spec: dict[str, Any], data: Any, n_ref: int, label: str,
+                    inc: Extractor | None, clf: Extractor | None, digit_clf: Any, inc_feats: list[Tensor],
+                    inc_logits: list[Tensor], clf_feats: list[Tensor], clf_logits: list[Tensor],
+                    digits: list[Tensor], device: torch.device, batch_size: int, folder: Path | None,
+                    kid_subsets: int, kid_subset_size: int, is_splits: int, prc_k: int,
+                    protocol: dict[str, Any] | None, timings: dict[str, float] | None) -> dict[str, dict[str, Any]]:
+    """The reference statistics and each metric's value from the generated images' features."""
     with _timed(timings, "reference statistics", device):
         ref_inc = (reference_statistics(data, spec, inc, n_ref, device, batch_size, folder)
                    if inc is not None and inc_feats else None)
