@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 import warnings
@@ -13,9 +14,10 @@ from gankit import distributed
 from gankit.errors import ConfigError, GankitError, TrainingDiverged
 
 EXIT_USER_ERROR = 2
-EXIT_PEER_FAILURE = 1
+EXIT_PEER_FAILURE = 3  # a rank stopped because another failed (gankit train --nproc reports the cause)
 # Errors that every rank of a data-parallel run raises together: rank 0 alone prints them.
 SHARED_ERRORS = (ConfigError, TrainingDiverged, distributed.SharedError)
+LOCAL_LAUNCH_ENV = "GANKIT_LOCAL_LAUNCH"  # set by gankit train --nproc for its workers
 
 
 class _Parser(argparse.ArgumentParser):
@@ -236,7 +238,8 @@ def main(argv: list[str] | None = None) -> int:
         line = distributed.peer_failure(exc)
         if line is None:
             raise
-        print(f"gankit: error: {line}", file=sys.stderr)
+        if not os.environ.get(LOCAL_LAUNCH_ENV):  # gankit train --nproc names the rank that failed first
+            print(f"gankit: error: {line}", file=sys.stderr)
         return EXIT_PEER_FAILURE
     finally:
         distributed.shutdown()

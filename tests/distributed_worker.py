@@ -1,33 +1,33 @@
-"""Run by torchrun in tests/test_distributed.py: trains a config with every rank drawing its slice of one global
-batch, so that N processes at batch B/N and one process at batch B see the same samples.
+"""Run by torchrun in tests/test_distributed.py: `gankit ARGS...` (through gankit.cli, so errors are reported as
+the command reports them), with every rank drawing its slice of one global batch, so that N processes at batch
+B/N and one process at batch B see the same samples.
 
-    torchrun --nproc-per-node N tests/distributed_worker.py OUT CONFIG [KEY=VALUE ...]
+    torchrun --nproc-per-node N tests/distributed_worker.py train CONFIG --out DIR [KEY=VALUE ...]
 
 The data indices and the latents of each draw come from one generator that every rank advances alike; rank r
 keeps rows [r * B/N, (r + 1) * B/N). Snapshot and evaluation latents (drawn with their own generator) are left
-as they are.
+as they are. With NAN_AT=RANK:DRAW, rank RANK's DRAW-th data batch is NaN.
 """
 from __future__ import annotations
 
+import os
 import sys
-from pathlib import Path
 
 import torch
 
-from gankit import config as config_mod
-from gankit import distributed
+from gankit import cli, distributed
 from gankit.data.base import Batch
 from gankit.prior import Latents
 from gankit.train import Trainer
 
 
-def main() -> None:
-    out, name, *overrides = sys.argv[1:]
-    trainer = Trainer.start(config_mod.load(name, overrides), Path(out))
+def arrange_draws(trainer: Trainer) -> None:
     exp = trainer.exp
     ranks, rank = distributed.world_size(), distributed.rank()
     shared = torch.Generator().manual_seed(1234)
     prior_sample = exp.prior.sample
+    nan_rank, nan_draw = (int(v) for v in os.environ.get("NAN_AT", "-1:-1").split(":"))
+    draws = [0]
 
     def rows(t: torch.Tensor | None, n: int) -> torch.Tensor | None:
         return None if t is None else t[rank * n:(rank + 1) * n]
@@ -35,7 +35,11 @@ def main() -> None:
     def data_sample(n: int) -> Batch:
         index = rows(torch.randint(len(exp.data), (n * ranks,), generator=shared), n)
         labels = exp.data.labels[index] if exp.data.labels is not None else None
-        return Batch(exp.data.x[index].float(), labels)
+        x = exp.data.x[index].float().to(exp.device)
+        draws[0] += 1
+        if rank == nan_rank and draws[0] == nan_draw:
+            x = torch.full_like(x, float("nan"))
+        return Batch(x, labels)
 
     def latents(n: int, device: torch.device, generator: torch.Generator | None = None) -> Latents:
         if generator is not None:  # snapshots and evaluation
@@ -45,8 +49,16 @@ def main() -> None:
 
     exp.data.sample = data_sample
     exp.prior.sample = latents
-    trainer.fit()
+
+
+fit = Trainer.fit
+
+
+def arranged_fit(self: Trainer):  # noqa: ANN201
+    arrange_draws(self)
+    return fit(self)
 
 
 if __name__ == "__main__":
-    main()
+    Trainer.fit = arranged_fit
+    sys.exit(cli.main(sys.argv[1:]))

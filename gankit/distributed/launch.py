@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 import uuid
 
 from gankit.errors import GankitError
 
-USER_ERROR = 2
+USER_ERROR = 2  # the rank printed its one-line error (gankit.cli)
+PEER_FAILURE = 3  # the rank stopped because another one failed: not the cause
 
 
 def threads_per_process(nproc: int) -> int:
@@ -34,6 +36,7 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     if nproc < 1:
         raise GankitError(f"--nproc must be >= 1, got {nproc}")
     os.environ.setdefault("OMP_NUM_THREADS", str(threads_per_process(nproc)))
+    os.environ["GANKIT_LOCAL_LAUNCH"] = "1"  # workers leave the report of a lost peer to this process
     # The agent logs every step of a shutdown at WARNING; gankit reports the outcome in one line instead.
     logging.getLogger("torch.distributed.elastic").setLevel(logging.CRITICAL)
     config = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=str(uuid.uuid4()),
@@ -42,7 +45,11 @@ def launch_local(nproc: int, argv: list[str]) -> int:
     try:
         elastic_launch(config, entrypoint=sys.executable)("-m", "gankit", *argv)
     except ChildFailedError as exc:
-        rank, failure = min(exc.failures.items(), key=lambda item: item[1].timestamp)
+        # The cause first: a user error (already printed), then a crash or a kill, then the ranks that were
+        # stopped because of it (the launcher ends the survivors with SIGTERM).
+        order = {USER_ERROR: 0, -signal.SIGTERM: 2, PEER_FAILURE: 3}
+        rank, failure = min(exc.failures.items(),
+                            key=lambda item: (order.get(item[1].exitcode, 1), item[1].timestamp, item[0]))
         if failure.exitcode == USER_ERROR:
             return USER_ERROR  # the rank printed its one-line error already
         how = (f"was killed by {failure.signal_name()}" if failure.exitcode < 0

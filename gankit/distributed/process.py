@@ -8,6 +8,7 @@ blocking it forever (gloo raises at once when a peer's socket closes; NCCL's wat
 from __future__ import annotations
 
 import os
+import re
 from datetime import timedelta
 
 import torch
@@ -100,7 +101,8 @@ def rank_device(device: torch.device) -> torch.device:
 
 
 def first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
+    """The first line of an error's message, without the source location that gloo and NCCL put first."""
+    text = re.sub(r"^\[[^\]]*\.(cpp|cc|h):\d+\]\s*", "", str(exc).strip())
     return (text.splitlines()[0] if text else type(exc).__name__)[:200]
 
 
