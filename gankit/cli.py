@@ -53,7 +53,7 @@ def _launch_train(args: argparse.Namespace, config: str | None, overrides: list[
     """`gankit train --nproc N ...`: the same command in N processes on this machine (torchrun's launcher)."""
     from gankit import config as config_mod
     from gankit.distributed.launch import launch_local
-    from gankit.train import MAIN_JOB, default_out_dir
+    from gankit.train import MAIN_JOB, check_global_batch, default_out_dir
 
     if args.nproc < 1:
         raise GankitError(f"--nproc must be >= 1, got {args.nproc}")
@@ -64,6 +64,7 @@ def _launch_train(args: argparse.Namespace, config: str | None, overrides: list[
         argv += ["--resume", str(args.resume)]
     else:  # one directory for every rank, named now; the config's errors show before any process starts
         cfg = config_mod.load(config or MAIN_JOB, overrides)
+        check_global_batch(cfg, args.nproc)
         argv += ["--out", str(args.out or default_out_dir(cfg.name))]
     return launch_local(args.nproc, argv)
 
@@ -223,7 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     if extra:
         args.items = [*args.items, *extra]
     try:
-        return args.func(args)
+        status = args.func(args)
+        distributed.shutdown(wait=True)
+        return status
     except GankitError as exc:
         if distributed.is_main():
             print(f"gankit: error: {exc}", file=sys.stderr)

@@ -320,12 +320,15 @@ def check_codes(exp: Experiment) -> None:
 
 
 def check_data_parallel(exp: Experiment) -> None:
-    """train.batch_size (and g_batch_size) is the global batch: it must split evenly over the processes, into
-    whole packs."""
-    ranks = distributed.world_size()
+    check_global_batch(exp.cfg, distributed.world_size())
+
+
+def check_global_batch(cfg: Config, ranks: int) -> None:
+    """train.batch_size (and g_batch_size) is the global batch: it must split evenly over the ``ranks``
+    processes, into whole packs."""
     if ranks == 1:
         return
-    t, pack = exp.cfg.train, exp.cfg.model.pack
+    t, pack = cfg.train, cfg.model.pack
     for key, value in (("train.batch_size", t.batch_size), ("train.g_batch_size", t.g_batch_size)):
         if value is None:
             continue

@@ -122,10 +122,15 @@ def peer_failure(exc: BaseException) -> str | None:
     return None
 
 
-def shutdown() -> None:
-    """Leave the process group (at the end of a command), so that NCCL does not warn at exit."""
-    if dist.is_available() and dist.is_initialized():
-        try:
-            dist.destroy_process_group()
-        except (RuntimeError, ValueError):  # a peer is gone already: nothing left to close cleanly
-            pass
+def shutdown(wait: bool = False) -> None:
+    """Leave the process group at the end of a command (NCCL warns at exit otherwise). ``wait``: after a success,
+    first wait for every rank, so that no rank tears its connections down while rank 0 still writes (a gloo
+    peer that vanishes mid-teardown can abort the other process)."""
+    if not (dist.is_available() and dist.is_initialized()):
+        return
+    try:
+        if wait:
+            dist.barrier()
+        dist.destroy_process_group()
+    except (RuntimeError, ValueError):  # a peer is gone already: nothing left to close cleanly
+        pass
