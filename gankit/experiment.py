@@ -144,7 +144,8 @@ class Experiment:
             torch.backends.cudnn.allow_tf32 = True
             torch.backends.cudnn.benchmark = True
         torch.manual_seed(cfg.train.seed)  # model initialisation and the training noise both follow the seed
-        self.data = build_data(cfg, self.device)
+        with distributed.machine_main_first():  # a first-use download happens once per machine
+            self.data = build_data(cfg, self.device)
         self.compute_dtype = resolve_precision(cfg.train.precision, self.device, self.data.kind)
         m = cfg.model
         self.n_classes = check_conditioning(cfg, self.data)

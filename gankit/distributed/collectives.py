@@ -10,14 +10,15 @@ produced it (StyleGAN2-ADA reduces its gradients the same way).
 """
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
+from contextlib import contextmanager
 from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 
-from gankit.distributed.process import is_main, world_size
+from gankit.distributed.process import is_main, local_rank, world_size
 from gankit.errors import GankitError
 
 T = TypeVar("T")
@@ -147,3 +148,18 @@ def check_same(value: Any, what: str) -> None:
     for r, v in enumerate(values):
         if v != values[0]:
             raise SharedError(f"{what} differs between rank 0 and rank {r}; every rank must run the same command")
+
+
+@contextmanager
+def machine_main_first() -> Iterator[None]:
+    """The block runs on each machine's first rank, then on the others: a download or a cache file is written
+    once per machine, and the others read it (every rank passes one barrier). If the block fails on the first rank,
+    the others never run it; they stop when that rank exits."""
+    if world_size() == 1:
+        yield
+        return
+    if local_rank() != 0:
+        dist.barrier()
+    yield
+    if local_rank() == 0:
+        dist.barrier()

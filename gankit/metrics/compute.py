@@ -359,7 +359,8 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
         label = reference_label(spec)
         want_inception = [m for m in names if m in INCEPTION_METRICS]
         want_classifier = [m for m in names if m in CLASSIFIER_METRICS]
-        inc = build_extractor(extractor, device, inception_weights, download) if want_inception else None
+        with distributed.machine_main_first():  # the Inception weights download once per machine
+            inc = build_extractor(extractor, device, inception_weights, download) if want_inception else None
         clf = classifier(spec["name"], device) if want_classifier else None
         digit_clf = digit_classifier(device) if any(m in STACKED_METRICS for m in names) else None
     folder = None if not cache else Path(cache_dir) if cache_dir is not None else default_cache_dir()
