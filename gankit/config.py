@@ -102,9 +102,9 @@ class TrainConfig:
     d_fake_classes: Literal["prior", "real"] = "prior"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
-    # auto: fp32 for 2-D toy data (bf16 rounding is as wide as a 0.01-std mode); for images, bf16 autocast where
-    # the device computes bf16 natively (CUDA with bf16, CPUs with AVX512-BF16 or AMX), else fp32. Inputs,
-    # outputs and gradient penalties always stay in fp32 (see models/layers.py).
+    # auto: bf16 autocast for images on a GPU with native bf16; fp32 for 2-D toy data (bf16 rounding is as wide
+    # as a 0.01-std mode) and on CPUs (bf16's speed there depends on the machine). Inputs, outputs and gradient
+    # penalties always stay in fp32 (see models/layers.py).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = 50  # read the on-device loss sums every N G steps
     checkpoint_every: int = 500

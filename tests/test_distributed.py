@@ -107,23 +107,26 @@ def test_resume_with_the_same_processes_is_exact(tmp_path, cfg_path):
 
 
 def test_sync_batch_norm_normalises_over_the_global_batch(tmp_path, cfg_path):
+    """Without sync_batch_norm each rank normalises over its own half: the runs then differ by about 1e-2
+    (measured once; docs/distributed.md), so agreement to 1e-5 here is the synchronisation's doing."""
     one = worker(1, "train", cfg_path, "--out", tmp_path / "one", *BATCH_NORM)
     synced = worker(2, "train", cfg_path, "--out", tmp_path / "sync", *BATCH_NORM, "train.sync_batch_norm=true")
-    local = worker(2, "train", cfg_path, "--out", tmp_path / "local", *BATCH_NORM)
-    for result in (one, synced, local):
+    for result in (one, synced):
         assert result.returncode == 0, result.stderr
     reference = weights(tmp_path / "one")
     assert any("running_mean" in k for k in reference)
     assert max_difference(reference, weights(tmp_path / "sync")) < 1e-5  # running statistics included
-    assert max_difference(reference, weights(tmp_path / "local")) > 1e-3  # each rank's own statistics differ
 
 
-def test_wgan_gp_trains_in_two_processes_and_resumes_in_one(tmp_path):
-    out = tmp_path / "wgan_gp"
-    result = gankit("train", "--nproc", "2", "ring_wgan_gp", "--out", out, "train.steps=4", "train.batch_size=64",
+def test_conditional_wgan_gp_trains_in_two_processes_and_resumes_in_one(tmp_path):
+    """A gradient penalty (autograd.grad, double backward) and class conditioning, in one run."""
+    out = tmp_path / "cwgan_gp"
+    result = gankit("train", "--nproc", "2", "ring_cgan", "--out", out, "loss=wgan",
+                    "regularizers=[{name: gp, weight: 1.0}]", "train.steps=4", "train.batch_size=64",
                     "eval.n_samples=200", "train.progress=false", "train.tensorboard=false")
     assert result.returncode == 0, result.stderr
-    assert json.loads(result.stdout)["step"] == 4
+    results = json.loads(result.stdout)
+    assert results["step"] == 4 and len(results["class_accuracy_per_class"]) == 8
     saved = weights(out)
     assert len(load_checkpoint(RunDir(out).checkpoint)["rng_ranks"]) == 2
     result = gankit("train", "--resume", out, "train.steps=6")
@@ -132,14 +135,6 @@ def test_wgan_gp_trains_in_two_processes_and_resumes_in_one(tmp_path):
     assert max_difference(saved, weights(out)) > 0  # it went on from the 2-process weights
     state = load_checkpoint(RunDir(out).checkpoint)
     assert state["step"] == 6 and "rng_ranks" not in state
-
-
-def test_conditional_run_trains_in_two_processes(tmp_path):
-    result = gankit("train", "--nproc", "2", "ring_cgan", "--out", tmp_path / "cgan", "train.steps=3",
-                    "train.batch_size=64", "eval.n_samples=200", "train.progress=false", "train.tensorboard=false")
-    assert result.returncode == 0, result.stderr
-    results = json.loads(result.stdout)
-    assert len(results["class_accuracy_per_class"]) == 8
 
 
 def test_sharded_image_evaluation_equals_one_process(tmp_path):
