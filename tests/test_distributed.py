@@ -195,6 +195,16 @@ def test_a_user_error_under_the_launcher_is_one_line(tmp_path, cfg_path):
     assert_user_error(gankit("train", "--nproc", "2", cfg_path, "train.dist_timeout=0"), "train.dist_timeout")
 
 
+@pytest.mark.parametrize("override, key", [("train.sync_batch_norm=maybe", "train.sync_batch_norm"),
+                                           ("train.dist_timeout=-5", "train.dist_timeout"),
+                                           ("train.dist_timeout=soon", "train.dist_timeout")])
+def test_distributed_options_reject_garbage(override, key):
+    from gankit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=key.replace(".", r"\.")):
+        config.load(None, [override])
+
+
 @pytest.mark.parametrize("command", [["study", "main", "--seeds", "2"], ["sample", "somewhere", "--out", "x.png"]])
 def test_one_process_commands_refuse_a_launcher(tmp_path, command):
     env = {**ENV, "WORLD_SIZE": "2", "RANK": "0"}
