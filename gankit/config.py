@@ -18,7 +18,8 @@ from typing import Any, Literal
 import yaml
 
 from gankit.errors import ConfigError
-from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, TERMS, Registry, coerce, load_builtins
+from gankit.registry import (AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULES, TERMS,
+                             Registry, coerce, load_builtins)
 
 Spec = dict[str, Any]
 
@@ -145,6 +146,10 @@ class Config:
         default_factory=lambda: [{"name": "r1", "weight": 1.0}], metadata={"registry": REGULARIZERS}
     )
     terms: list[Spec] = field(default_factory=list, metadata={"registry": TERMS})  # method terms (aux_class, ...)
+    # Augmentations of every input D sees, real and generated, in every phase (diffaugment, noise): gankit/augment/.
+    augment: list[Spec] = field(default_factory=list, metadata={"registry": AUGMENTATIONS})
+    # Hyper-parameters that change over G steps (lr, Adam betas, penalty weights, augmentation p): schedules.py.
+    schedules: list[Spec] = field(default_factory=list, metadata={"registry": SCHEDULES})
     optim: OptimConfig = field(default_factory=OptimConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)

@@ -27,8 +27,11 @@ from gankit.objective import Objective, Player, Term
 from gankit.optim import EMA, linear_decay
 from gankit.prior import CodeSpec, Prior
 from gankit.run import RunDir, load_checkpoint
-from gankit.registry import DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, TERMS, load_builtins
+from gankit.registry import (AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULES, TERMS,
+                             load_builtins)
+from gankit.augment import Augmentation
 from gankit.regularizers import Regularizer
+from gankit.schedules import Schedules, setter
 
 
 def resolve_device(name: str) -> torch.device:
@@ -194,6 +197,13 @@ class Experiment:
             REGULARIZERS.build(spec, f"regularizers.{i}").to(self.device) for i, spec in enumerate(cfg.regularizers)
         ]
         self.regularizer_names = unique_names([spec["name"] for spec in cfg.regularizers])
+        self.augmentations: list[Augmentation] = []
+        for i, spec in enumerate(cfg.augment):
+            aug = AUGMENTATIONS.build(spec, f"augment.{i}")
+            if self.data.kind not in aug.kinds:
+                raise ConfigError(f"augment.{i} ({spec['name']}) applies to {' or '.join(aug.kinds)} data, not to "
+                                  f"{self.data.kind} data")
+            self.augmentations.append(aug.to(self.device))
 
         if cfg.train.sync_batch_norm and distributed.world_size() > 1:
             for net in self.networks.values():  # same parameter tensors: optimisers and EMA are built below
@@ -209,6 +219,7 @@ class Experiment:
         for name, net in self.networks.items():
             self.optimizers[name] = self.build_optimizer(name, net.parameters())
         self.schedulers = self.build_schedulers()
+        self.schedules = self.build_schedules()
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         # Packs must not mix real and generated samples: packed runs score them separately.
@@ -249,6 +260,26 @@ class Experiment:
             return {}
         return {name: linear_decay(opt, self.cfg.train.steps) for name, opt in self.optimizers.items()}
 
+    def build_schedules(self) -> Schedules:
+        cfg = self.cfg
+        built, setters = [], []
+        for i, spec in enumerate(cfg.schedules):
+            where = f"schedules.{i}"
+            schedule = SCHEDULES.build(spec, where)
+            set_value = setter(self, schedule.key, where)  # names something that exists, first
+            if schedule.key.endswith(".lr") and cfg.optim.lr_decay != "none":
+                raise ConfigError(f"{where} sets {schedule.key}, but optim.lr_decay ({cfg.optim.lr_decay}) decays it "
+                                  "too; set optim.lr_decay: none")
+            if schedule.key in [s.key for s in built]:
+                raise ConfigError(f"{where}: {schedule.key} already has a schedule")
+            if schedule.key.startswith("augment.") and \
+                    self.augmentations[int(schedule.key.split(".")[1])].probability.target is not None:
+                raise ConfigError(f"{where} sets {schedule.key}, but that augmentation adapts p (target is set); "
+                                  "use one or the other")
+            built.append(schedule)
+            setters.append(set_value)
+        return Schedules(built, setters, cfg.train.steps)
+
     generator = property(lambda self: self.networks["generator"])
     discriminator = property(lambda self: self.networks["discriminator"])
     opt_g = property(lambda self: self.optimizers["generator"])
@@ -279,6 +310,7 @@ class Experiment:
             "schedulers": {name: s.state_dict() for name, s in self.schedulers.items()},
             "regularizers": [r.state_dict() for r in self.regularizers],
             "terms": [t.state_dict() for t in self.terms],
+            "augment": [a.state_dict() for a in self.augmentations],
         }
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
@@ -299,6 +331,8 @@ class Experiment:
             reg.load_state_dict(sd)
         for term, sd in zip(self.terms, state["terms"]):
             term.load_state_dict(sd)
+        for aug, sd in zip(self.augmentations, state.get("augment", [])):  # checkpoints before augment: none
+            aug.load_state_dict(sd)
 
 
 def unique_names(names: list[str]) -> list[str]:

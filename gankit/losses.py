@@ -3,12 +3,16 @@
 Each loss is a small object with two methods:
 
 * ``d_loss(real, fake)``: what D minimises, given D's outputs on a real and a generated batch;
-* ``g_loss(fake)``: what G minimises, given D's outputs on a generated batch.
+* ``g_loss(fake, real)``: what G minimises, given D's outputs on a generated batch and, for a loss that declares
+  ``needs_real_in_g`` (the relativistic ones), on a real batch of G's phase (None otherwise: the trainer then
+  draws no real batch in G's phase, so the other losses' random streams are unchanged).
 
 Both reduce with a mean over the batch. The exact formulas are in docs/losses.md; softplus keeps the
 log-sigmoid terms stable for large logits (log sigmoid(t) = -softplus(-t)).
 """
 from __future__ import annotations
+
+from typing import ClassVar
 
 import torch.nn.functional as F
 from torch import Tensor
@@ -20,11 +24,15 @@ class AdversarialLoss:
     """Base class: a loss is a pair (D side, G side) of mean-reduced functions of D's outputs."""
 
     name = "base"
+    #: G's phase needs D's outputs on a real batch (relativistic losses): the trainer passes them as ``real``.
+    needs_real_in_g: ClassVar[bool] = False
+    #: The loss couples the samples of a batch through batch means (RaGAN): seeds cannot share one batch.
+    batch_coupled: ClassVar[bool] = False
 
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         raise NotImplementedError
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         raise NotImplementedError
 
     def __repr__(self) -> str:
@@ -39,7 +47,7 @@ class MinimaxLoss(AdversarialLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return F.softplus(-real).mean() + F.softplus(fake).mean()
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         # log(1 - sigmoid(t)) = -softplus(t): saturates when D rejects the fakes confidently.
         return -F.softplus(fake).mean()
 
@@ -49,7 +57,7 @@ class NonSaturatingLoss(MinimaxLoss):
 
     name = "ns"
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return F.softplus(-fake).mean()
 
 
@@ -61,7 +69,7 @@ class WassersteinLoss(AdversarialLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return fake.mean() - real.mean()
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -fake.mean()
 
 
@@ -76,7 +84,7 @@ class LeastSquaresLoss(AdversarialLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return 0.5 * ((real - self.real_target).square().mean() + (fake - self.fake_target).square().mean())
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return 0.5 * (fake - self.g_target).square().mean()
 
     def __repr__(self) -> str:
@@ -91,8 +99,42 @@ class HingeLoss(AdversarialLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return F.relu(1.0 - real).mean() + F.relu(1.0 + fake).mean()
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -fake.mean()
+
+
+class RelativisticPairingLoss(AdversarialLoss):
+    """RpGAN, Huang et al. 2024 (R3GAN; Jolicoeur-Martineau 2018's RSGAN): each real sample is paired with one
+    generated sample, and each player wants its own sample to score higher than the other's:
+    D minimises E softplus(-(D(x_i) - D(G(z_i)))), G minimises E softplus(-(D(G(z_i)) - D(x_i)))."""
+
+    name = "rpgan"
+    needs_real_in_g = True
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return F.softplus(fake - real).mean()
+
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        assert real is not None, "rpgan's G loss needs D's outputs on a real batch"
+        return F.softplus(real - fake).mean()
+
+
+class RelativisticAverageLoss(AdversarialLoss):
+    """RaGAN, Jolicoeur-Martineau 2018, eq. (5)-(6) with f1(y) = f2(-y) = -log sigmoid(y) = softplus(-y): each
+    sample is compared with the mean score of the other batch.
+    D minimises E_x softplus(-(D(x) - E D(G(z)))) + E_z softplus(D(G(z)) - E D(x));
+    G minimises E_z softplus(-(D(G(z)) - E D(x))) + E_x softplus(D(x) - E D(G(z)))."""
+
+    name = "ragan"
+    needs_real_in_g = True
+    batch_coupled = True
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        return F.softplus(-(real - fake.mean())).mean() + F.softplus(fake - real.mean()).mean()
+
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        assert real is not None, "ragan's G loss needs D's outputs on a real batch"
+        return F.softplus(-(fake - real.mean())).mean() + F.softplus(real - fake.mean()).mean()
 
 
 @LOSSES.register("gan", "minimax GAN (saturating G loss), Goodfellow et al. 2014")
@@ -119,3 +161,13 @@ def lsgan(*, real_target: float = 1.0, fake_target: float = 0.0, g_target: float
 def hinge() -> AdversarialLoss:
     return HingeLoss()
 
+
+
+@LOSSES.register("rpgan", "relativistic pairing GAN (RpGAN), Huang et al. 2024 (R3GAN); pair with r1 and r2")
+def rpgan() -> AdversarialLoss:
+    return RelativisticPairingLoss()
+
+
+@LOSSES.register("ragan", "relativistic average GAN (RaGAN), Jolicoeur-Martineau 2018")
+def ragan() -> AdversarialLoss:
+    return RelativisticAverageLoss()

@@ -42,19 +42,24 @@ class PairCodes(NamedTuple):
 
 @dataclass
 class StepContext:
-    """What a term may look at in one D or G step; outputs are in the graph, in fp32."""
+    """What a term may look at in one D or G step; outputs are in the graph, in fp32. ``phase`` is "D" or "G";
+    ``d_index`` counts D steps over the run from 0 (None in G's phase), so a term that acts on some D steps only
+    (InfoGAN's d_every) needs no counter of its own. In G's phase ``real``/``real_out`` are set only for a loss
+    that compares with real data (``needs_real_in_g``), and ``real_out`` is then constant (D is frozen)."""
 
     fake: Tensor
     fake_y: Tensor | None
     fake_out: DOutput
     z: Tensor
     networks: dict[str, nn.Module]
-    real: Tensor | None = None  # D steps only
+    real: Tensor | None = None  # D steps (and G steps of a loss that needs_real_in_g)
     real_y: Tensor | None = None
     real_out: DOutput | None = None
     # The run's forward-pass region (bf16 autocast or not), for terms that run networks of their own.
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
     pair_codes: PairCodes | None = None  # the codes D saw with real_out/fake_out (None: D saw the samples alone)
+    phase: Literal["D", "G"] = "D"
+    d_index: int | None = None
 
 
 class Term(nn.Module):
@@ -116,7 +121,7 @@ class Objective:
         return self._add_terms("d", loss, [(t.d_weight, t.d_term) for t in self.terms], ctx)
 
     def g_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
-        loss = self.loss.g_loss(ctx.fake_out.logit)
+        loss = self.loss.g_loss(ctx.fake_out.logit, ctx.real_out.logit if ctx.real_out is not None else None)
         return self._add_terms("g", loss, [(t.weight, t.g_term) for t in self.terms], ctx)
 
     def _add_terms(self, player: str, loss: Tensor, weighted: list[tuple[float, TermFn]],

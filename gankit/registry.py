@@ -112,6 +112,7 @@ class Registry:
         self.kind = kind
         self._factories: dict[str, Callable[..., Any]] = {}
         self._help: dict[str, str] = {}
+        self.moved: dict[str, str] = {}  # names that now live elsewhere -> where, for a helpful error
 
     def register(self, name: str, help: str = "") -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def decorate(factory: Callable[..., Any]) -> Callable[..., Any]:
@@ -131,6 +132,8 @@ class Registry:
         return self._help[name]
 
     def get(self, name: str, where: str = "name") -> Callable[..., Any]:
+        if name in self.moved:
+            raise ConfigError(f"{self.kind} '{name}' at {where} is now {self.moved[name]}")
         if name not in self._factories:
             raise ConfigError(f"unknown {self.kind} '{name}' at {where}; choose one of: {', '.join(self.names())}")
         return self._factories[name]
@@ -183,6 +186,9 @@ MODELS = Registry("model")
 DATASETS = Registry("dataset")
 OPTIMIZERS = Registry("optimizer")
 TERMS = Registry("objective term")
+AUGMENTATIONS = Registry("augmentation")
+SCHEDULES = Registry("schedule")
+REGULARIZERS.moved["noise"] = "an augmentation: write it under augment: [{name: noise, sigma: ...}]"
 
 ALL: dict[str, Registry] = {
     "losses": LOSSES,
@@ -191,14 +197,18 @@ ALL: dict[str, Registry] = {
     "datasets": DATASETS,
     "optimizers": OPTIMIZERS,
     "terms": TERMS,
+    "augmentations": AUGMENTATIONS,
+    "schedules": SCHEDULES,
 }
 
 
 def load_builtins() -> None:
     """Import the modules whose decorators fill the registries."""
+    import gankit.augment  # noqa: F401
     import gankit.data  # noqa: F401
     import gankit.losses  # noqa: F401
     import gankit.methods  # noqa: F401
     import gankit.models  # noqa: F401
     import gankit.optim  # noqa: F401
     import gankit.regularizers  # noqa: F401
+    import gankit.schedules  # noqa: F401

@@ -1,8 +1,8 @@
 """Regularizers and constraints of the discriminator, as small modules the training loop calls at fixed points.
 
-Each regularizer may hook into three places of a D step (see ``Regularizer``):
+Each regularizer may hook into two places of a D step (see ``Regularizer``); changes of D's inputs (instance
+noise, DiffAugment) are augmentations (gankit/augment/):
 
-* ``perturb(x, step)``   changes every input D sees (instance noise);
 * ``penalty(ctx)``       returns an unweighted penalty P; D minimises ``loss + weight * every * P`` on the
                          steps where ``d_step % every == 0`` (lazy regularisation, Karras et al. 2020);
 * ``after_d_step(D)``    runs after D's optimiser step (WGAN weight clipping).
@@ -95,9 +95,6 @@ class Regularizer(nn.Module):
 
     def is_due(self, d_step: int) -> bool:
         return d_step % self.every == 0
-
-    def perturb(self, x: Tensor, step: int) -> Tensor:
-        return x
 
     def penalty(self, ctx: DStepContext) -> Tensor | None:
         return None
@@ -216,29 +213,6 @@ class WeightClip(Regularizer):
         return f"clip={self.clip}"
 
 
-class InstanceNoise(Regularizer):
-    """Sønderby et al. 2016 / Arjovsky & Bottou 2017: D sees x + sigma_t * N(0, I), real and generated alike.
-
-    sigma_t = sigma * max(0, 1 - step / anneal_steps) when anneal_steps > 0, else sigma (step = G steps done).
-    """
-
-    def __init__(self, sigma: float, anneal_steps: int) -> None:
-        super().__init__()
-        self.sigma, self.anneal_steps = sigma, anneal_steps
-
-    def sigma_at(self, step: int) -> float:
-        if self.anneal_steps <= 0:
-            return self.sigma
-        return self.sigma * max(0.0, 1.0 - step / self.anneal_steps)
-
-    def perturb(self, x: Tensor, step: int) -> Tensor:
-        sigma = self.sigma_at(step)
-        return x + sigma * torch.randn_like(x) if sigma > 0 else x
-
-    def extra_repr(self) -> str:
-        return f"sigma={self.sigma}, anneal_steps={self.anneal_steps}"
-
-
 Weight = Annotated[float, NON_NEGATIVE]
 Every = Annotated[int, AT_LEAST_ONE]
 
@@ -274,9 +248,3 @@ def rlc(*, weight: Weight = 0.1, every: Every = 1, decay: Annotated[float, FRACT
 @REGULARIZERS.register("clip", "WGAN weight clipping of D's parameters to [-clip, clip], Arjovsky et al. 2017")
 def clip(*, clip: Annotated[float, POSITIVE] = 0.01) -> Regularizer:
     return WeightClip(clip)
-
-
-@REGULARIZERS.register("noise", "instance noise on real and generated inputs of D, optionally annealed")
-def noise(*, sigma: Annotated[float, NON_NEGATIVE] = 0.1,
-          anneal_steps: Annotated[int, NON_NEGATIVE] = 0) -> Regularizer:
-    return InstanceNoise(sigma, anneal_steps)

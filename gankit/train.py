@@ -94,27 +94,37 @@ class Trainer:
         trainer.best = state.get("best")
         return trainer
 
-    # -- one step of each player --------------------------------------------------------------------
-    def _perturb(self, x: Tensor) -> Tensor:
-        for reg in self.exp.regularizers:
-            x = reg.perturb(x, self.step)
+    # -- one D call, one step of each player ----------------------------------------------------------
+    def augment(self, x: Tensor) -> Tensor:
+        """Every augmentation of the config, in order: applied to each input D sees (real, generated, the points
+        the penalties differentiate at), in every phase."""
+        for aug in self.exp.augmentations:
+            x = aug(x, self.step)
         return x
 
-    def _critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
-        """D's adversarial score of x (with labels y): what the penalties differentiate."""
-        return as_output(self.exp.discriminator(x, y)).logit
-
-    def _score(self, x: Tensor, y: Tensor | None, code: Tensor | None = None) -> DOutput:
+    def run_d(self, x: Tensor, y: Tensor | None = None, code: Tensor | None = None) -> DOutput:
+        """The one way D is called in training: augmentations, then D (the forward pass runs in the caller's
+        autocast region). ``code`` is what a term pairs with each sample (VEEGAN); None for every other method."""
+        x = self.augment(x)
         return as_output(self.exp.d_forward(x, y) if code is None else self.exp.d_forward(x, y, code))
+
+    def _critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
+        """D's adversarial score of x (with labels y), through the same augmentations: what the penalties
+        differentiate (R1 of augmented data is taken with respect to the data before augmentation, as in
+        stylegan2-ada's loss). Penalties call the eager D: a compiled graph has no double backward."""
+        return as_output(self.exp.discriminator(self.augment(x), y)).logit
 
     def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None,
                      codes: PairCodes | None = None) -> tuple[DOutput, DOutput]:
         real_code, fake_code = (codes.real, codes.fake) if codes is not None else (None, None)
-        if self.exp.joint_forward:
+        if self.exp.joint_forward:  # one D call on [real; fake]: half the launches (no batch norm to mix)
+            real, fake = self.augment(real), self.augment(fake)
             y = torch.cat([real_y, fake_y]) if real_y is not None and fake_y is not None else None
             code = torch.cat([real_code, fake_code]) if real_code is not None and fake_code is not None else None
-            return self._score(torch.cat([real, fake]), y, code).split(len(real))
-        return self._score(real, real_y, real_code), self._score(fake, fake_y, fake_code)
+            joint = torch.cat([real, fake])
+            out = as_output(self.exp.d_forward(joint, y) if code is None else self.exp.d_forward(joint, y, code))
+            return out.split(len(real))
+        return self.run_d(real, real_y, real_code), self.run_d(fake, fake_y, fake_code)
 
     def _step(self, player: str, loss: Tensor) -> None:
         """Backward through ``loss`` and step every optimiser of ``player``'s networks."""
@@ -128,24 +138,31 @@ class Trainer:
         for name in names:
             self.exp.optimizers[name].step()
 
-    def d_step(self, d_index: int) -> dict[str, Tensor]:
+    def _real_batch(self, n: int) -> tuple[Tensor, Tensor | None]:
         exp = self.exp
-        real, real_y = exp.data.sample(self.batch_size)
+        real, real_y = exp.data.sample(n)
         if not exp.conditional:
             real_y = None  # labelled data in an unconditional run: the labels are not used
         if exp.channels_last:
             real = real.contiguous(memory_format=torch.channels_last)
+        return real, real_y
+
+    def d_step(self, d_index: int) -> dict[str, Tensor]:
+        """D's phase: one D step (d_index counts D steps over the run, from 0)."""
+        exp = self.exp
+        real, real_y = self._real_batch(self.batch_size)
         z, fake_y = exp.prior.sample(self.batch_size, exp.device)
         if fake_y is not None and self.cfg.train.d_fake_classes == "real":
             fake_y = real_y
         with torch.no_grad(), exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
-        real, fake = self._perturb(real), self._perturb(fake)
         codes = exp.objective.pair_codes(z, real, exp.networks, exp.autocast)  # None unless a term pairs codes
         with exp.autocast():
             real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y, codes)
+        for aug in exp.augmentations:
+            aug.observe(real_out.logit)
         ctx = StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y, real_out.float(),
-                          exp.autocast, codes)
+                          exp.autocast, codes, phase="D", d_index=d_index)
         total, terms = exp.objective.d_loss(ctx)
         pctx = DStepContext(self._critic, real, fake, ctx.real_out.logit, ctx.fake_out.logit, real_y, fake_y)
         for name, reg in zip(exp.regularizer_names, exp.regularizers):
@@ -160,17 +177,24 @@ class Trainer:
         return terms
 
     def g_step(self) -> dict[str, Tensor]:
+        """G's phase: one G step. A loss that compares with real data (RpGAN, RaGAN) gets D's outputs on a real
+        batch of its own; D is frozen here, so that batch is scored without a graph."""
         exp = self.exp
         frozen = [exp.networks[n] for n in exp.trained_with("discriminator")]
         for net in frozen:  # G's backward needs no gradients for D's weights
             net.requires_grad_(False)
         z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
+        real_out = real = real_y = None
+        if exp.objective.loss.needs_real_in_g:
+            real, real_y = self._real_batch(self.g_batch_size)
+            with torch.no_grad(), exp.autocast():
+                real_out = self.run_d(real, real_y).float()
         codes = exp.objective.pair_codes(z, None, exp.networks, exp.autocast)
         with exp.autocast():
-            fake = self._perturb(exp.g_forward(z, fake_y).float())
-            fake_out = self._score(fake, fake_y, codes.fake if codes is not None else None)
-        loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
-                                                       autocast=exp.autocast, pair_codes=codes))
+            fake = exp.g_forward(z, fake_y).float()
+            fake_out = self.run_d(fake, fake_y, codes.fake if codes is not None else None)
+        loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y,
+                                                       real_out, autocast=exp.autocast, pair_codes=codes, phase="G"))
         self._step("generator", loss)
         for net in frozen:
             net.requires_grad_(True)
@@ -179,6 +203,22 @@ class Trainer:
         for sched in exp.schedulers.values():
             sched.step()
         return terms
+
+    def train_step(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """One G step of training, the phase schedule every caller shares (`gankit train`, `gankit study`, the
+        benchmarks): the scheduled hyper-parameters for this step, n_critic D phases, then G's phase. Returns the
+        last D step's and the G step's logged values; ``self.step`` counts the G step."""
+        self.exp.schedules.apply(self.step)
+        d_terms: dict[str, Tensor] = {}
+        for i in range(self.n_critic):
+            d_terms = self.d_step(self.step * self.n_critic + i)
+            if self.tracker is not None:
+                self.tracker.add(d_terms)
+        g_terms = self.g_step()
+        if self.tracker is not None:
+            self.tracker.add(g_terms)
+        self.step += 1
+        return d_terms, g_terms
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:
@@ -195,14 +235,9 @@ class Trainer:
             net.train()
         try:
             while self.step < t.steps:
-                for i in range(self.n_critic):
-                    terms = self.d_step(self.step * self.n_critic + i)
-                    tracker.add(terms)
-                g_terms = self.g_step()
-                tracker.add(g_terms)
+                terms, g_terms = self.train_step()
                 # Every logged value (adversarial losses, penalties, method terms) must stay finite.
-                tracker.check_finite(self.step + 1, torch.stack([*terms.values(), *g_terms.values()]).sum())
-                self.step += 1
+                tracker.check_finite(self.step, torch.stack([*terms.values(), *g_terms.values()]).sum())
                 bar.update(1)
                 checkpoint_due = self.step % t.checkpoint_every == 0 or self.step == t.steps
                 if self.step % t.log_every == 0 or checkpoint_due:

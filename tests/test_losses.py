@@ -58,12 +58,12 @@ def test_hinge():
     assert l.d_loss(torch.full((3,), 2.0), torch.full((3,), -2.0)).item() == 0
 
 
-@pytest.mark.parametrize("name", ["gan", "ns", "wgan", "lsgan", "hinge"])
+@pytest.mark.parametrize("name", LOSSES.names())
 def test_losses_are_finite_with_gradients_at_extreme_logits(name):
     real = torch.tensor([-200.0, 200.0], requires_grad=True)
     fake = torch.tensor([200.0, -200.0], requires_grad=True)
     l = loss(name)
-    total = l.d_loss(real, fake) + l.g_loss(fake)
+    total = l.d_loss(real, fake) + l.g_loss(fake, real)
     total.backward()
     assert torch.isfinite(total) and torch.isfinite(real.grad).all() and torch.isfinite(fake.grad).all()
 
@@ -71,5 +71,53 @@ def test_losses_are_finite_with_gradients_at_extreme_logits(name):
 def test_unknown_loss_lists_choices():
     from gankit.errors import ConfigError
 
-    with pytest.raises(ConfigError, match="unknown loss 'nope'.*gan, hinge, lsgan, ns, veegan, wgan"):
+    from gankit.registry import LOSSES
+
+    with pytest.raises(ConfigError, match="unknown loss 'nope'") as raised:
         loss("nope")
+    assert all(name in str(raised.value) for name in LOSSES.names())
+
+
+def test_rpgan_matches_huang_et_al_on_hand_made_logits():
+    # D(x) = [2, 0], D(G(z)) = [1, 3]: the pairs' differences are 1 and -3.
+    real, fake = torch.tensor([2.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64)
+    l = loss("rpgan")
+    expected_d = (math.log(1 + math.exp(-1.0)) + math.log(1 + math.exp(3.0))) / 2  # -log sigmoid(D(x) - D(G(z)))
+    expected_g = (math.log(1 + math.exp(1.0)) + math.log(1 + math.exp(-3.0))) / 2  # -log sigmoid(D(G(z)) - D(x))
+    assert l.d_loss(real, fake).item() == pytest.approx(expected_d, rel=1e-12)
+    assert l.g_loss(fake, real).item() == pytest.approx(expected_g, rel=1e-12)
+    assert l.needs_real_in_g and not l.batch_coupled
+    # pairing: the loss depends on which real sample meets which fake one
+    assert l.d_loss(real.flip(0), fake).item() != pytest.approx(expected_d)
+
+
+def test_ragan_matches_jolicoeur_martineau_on_hand_made_logits():
+    # C(x_r) = [2, 0] (mean 1), C(x_f) = [1, 3] (mean 2); D~(x_r) = sigmoid(C(x_r) - mean C(x_f)),
+    # D~(x_f) = sigmoid(C(x_f) - mean C(x_r)).
+    real, fake = torch.tensor([2.0, 0.0], dtype=torch.float64), torch.tensor([1.0, 3.0], dtype=torch.float64)
+    sig = lambda t: 1 / (1 + math.exp(-t))  # noqa: E731
+    d_real = [sig(2 - 2), sig(0 - 2)]
+    d_fake = [sig(1 - 1), sig(3 - 1)]
+    expected_d = -sum(math.log(p) for p in d_real) / 2 - sum(math.log(1 - p) for p in d_fake) / 2
+    expected_g = -sum(math.log(p) for p in d_fake) / 2 - sum(math.log(1 - p) for p in d_real) / 2
+    l = loss("ragan")
+    assert l.d_loss(real, fake).item() == pytest.approx(expected_d, rel=1e-12)
+    assert l.g_loss(fake, real).item() == pytest.approx(expected_g, rel=1e-12)
+    assert l.needs_real_in_g and l.batch_coupled
+
+
+@pytest.mark.parametrize("name", ["rpgan", "ragan"])
+def test_relativistic_losses_are_antisymmetric_in_the_players(name):
+    """Swapping the roles of real and fake turns D's loss into G's: each player wants its samples to score higher."""
+    l = loss(name)
+    torch.testing.assert_close(l.d_loss(REAL, FAKE), l.g_loss(REAL, FAKE))
+    torch.testing.assert_close(l.g_loss(FAKE, REAL), l.d_loss(FAKE, REAL))
+
+
+def test_every_loss_takes_the_real_outputs_in_g_only_when_it_declares_it():
+    for name in LOSSES.names():
+        l = loss(name)
+        if l.needs_real_in_g:
+            assert torch.isfinite(l.g_loss(FAKE, REAL))
+        else:  # the same value with or without the real outputs: they are not used
+            torch.testing.assert_close(l.g_loss(FAKE), l.g_loss(FAKE, REAL))

@@ -96,14 +96,6 @@ def test_weight_clipping_clamps_every_parameter():
         assert p.abs().max().item() <= 0.05 + 1e-7
 
 
-def test_instance_noise_std_and_annealing():
-    noise = reg("noise", sigma=0.5, anneal_steps=100)
-    assert noise.sigma_at(0) == 0.5 and noise.sigma_at(50) == 0.25 and noise.sigma_at(100) == 0.0
-    x = torch.zeros(200_000, 1)
-    assert noise.perturb(x, 0).std().item() == pytest.approx(0.5, rel=0.01)
-    assert torch.equal(noise.perturb(x, 150), x)
-
-
 @pytest.mark.parametrize("spec,key", [
     ({"name": "r1", "weight": -1.0}, "regularizers.0.weight"),
     ({"name": "r1", "every": 0}, "regularizers.0.every"),

@@ -24,7 +24,7 @@ def parameters(trainer):
 
 @pytest.mark.parametrize("method", [
     [],
-    ["loss=wgan", "regularizers=[{name: gp, weight: 10}, {name: noise, sigma: 0.1, anneal_steps: 20}]",
+    ["loss=wgan", "regularizers=[{name: gp, weight: 10}]", "augment=[{name: noise, sigma: 0.1, anneal_steps: 20}]",
      "train.n_critic=2", "train.ema.enabled=true", "train.ema.decay=0.9", "optim.lr_decay=linear"],
     ["regularizers=[{name: rlc, weight: 0.1}, {name: r1, weight: 1, every: 3}]",
      "model.discriminator.spectral_norm=true", "optim.generator={name: rmsprop, lr: 0.001}"],
@@ -35,6 +35,11 @@ def parameters(trainer):
      "terms=[{name: aux_class, classifier: clf, variant: paper}]",
      "model.networks={clf: {name: mlp, width: 32, depth: 1, class_head: true, condition: none}}",
      "optim.networks={clf: {name: adam, lr: 0.002}}", "optim.lr_decay=linear"],
+    # RpGAN (G's phase scores a real batch) + R1 + R2, with schedules of lr, Adam's beta2 and R1's weight.
+    ["loss=rpgan", "regularizers=[{name: r1, weight: 1}, {name: r2, weight: 1}]",
+     "schedules=[{name: cosine, key: optim.generator.lr, start: 0.002, end: 0.0005},"
+     " {name: linear, key: optim.discriminator.betas.1, start: 0.9, end: 0.99, steps: 20},"
+     " {name: cosine, key: regularizers.0.weight, start: 1.0, end: 0.1}]"],
 ])
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, method):
     steps = ["train.steps=30", "train.checkpoint_every=15"]

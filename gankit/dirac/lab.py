@@ -33,10 +33,12 @@ import torch
 from torch import Tensor, nn
 
 import gankit.losses  # noqa: F401  (fills LOSSES)
+import gankit.augment  # noqa: F401  (fills AUGMENTATIONS)
 import gankit.regularizers  # noqa: F401  (fills REGULARIZERS)
 from gankit.errors import GankitError
-from gankit.registry import LOSSES, REGULARIZERS
-from gankit.regularizers import DStepContext, InstanceNoise, Regularizer
+from gankit.registry import AUGMENTATIONS, LOSSES, REGULARIZERS
+from gankit.augment.noise import InstanceNoise
+from gankit.regularizers import DStepContext, Regularizer
 
 # --------------------------------------------------------------------------------------------------------------
 # The methods
@@ -245,7 +247,7 @@ class _Batch:
             game_pens.append(pens)
             if m.reg == "noise" and m.w > 0:
                 if m.w not in noises:
-                    noises[m.w] = REGULARIZERS.build({"name": "noise", "sigma": m.w}, "dirac.reg")
+                    noises[m.w] = AUGMENTATIONS.build({"name": "noise", "sigma": m.w}, "dirac.reg")
                 game_noise.append(m.w)
                 ks.append(k_noise)
             else:
@@ -376,11 +378,11 @@ def _as_slice(idx: Tensor) -> Tensor | slice:
 
 
 def _antithetic(reg: InstanceNoise, x: Tensor, k: int, step: int) -> Tensor:
-    """Instance noise by gankit's ``perturb`` on the first half of each game's samples, mirrored on the second
+    """Instance noise by gankit's augmentation ``noise`` on the first half of each game's samples, mirrored on the second
     half (antithetic variates: x + e and x - e). Every sample is still x + N(0, sigma^2), but the noise of the
     sample mean cancels to first order, so a game's K samples estimate the expected gradient far better."""
     pairs = x.view(-1, 2, k // 2, *x.shape[1:])  # (games, 2, k/2, ...): samples are grouped by game
-    noisy = reg.perturb(pairs[:, 0], step)
+    noisy = reg(pairs[:, 0], step)
     return torch.stack([noisy, 2 * pairs[:, 1] - noisy], dim=1).view_as(x)
 
 

@@ -72,7 +72,6 @@ class MutualInformation(Term):
         self.categorical_weight, self.continuous_weight = categorical_weight, continuous_weight
         self.continuous, self.sigma, self.train_trunk, self.d_every = continuous, sigma, train_trunk, d_every
         self.codes = CodeSpec()
-        self.d_calls = 0  # D steps seen (for d_every); saved with the run through the extra state
 
     def check(self, networks: dict[str, nn.Module], n_classes: int, where: str) -> None:
         head = q_head_of(networks["discriminator"])
@@ -93,8 +92,8 @@ class MutualInformation(Term):
         return total
 
     def d_term(self, ctx: StepContext) -> Tensor | None:
-        self.d_calls += 1
-        if self.d_calls % self.d_every:
+        # The d_every-th, 2 d_every-th, ... D step of the run (d_index counts from 0).
+        if ctx.d_index is not None and (ctx.d_index + 1) % self.d_every:
             return None
         if self.train_trunk:
             q = ctx.fake_out.heads["q"]
@@ -107,10 +106,10 @@ class MutualInformation(Term):
         return self.value(ctx.fake_out.heads["q"], ctx.z)
 
     def get_extra_state(self) -> dict[str, int]:
-        return {"d_calls": self.d_calls}
+        return {}  # kept so that checkpoints written before the step index moved into the context still load
 
     def set_extra_state(self, state: dict[str, int]) -> None:
-        self.d_calls = int(state["d_calls"])
+        """Older checkpoints carry a D-step counter; the trainer's step index replaces it."""
 
     def extra_repr(self) -> str:
         return (f"weight={self.weight}, d_weight={self.d_weight}, categorical_weight={self.categorical_weight}, "

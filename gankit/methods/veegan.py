@@ -44,7 +44,7 @@ class VEEGANLoss(AdversarialLoss):
     def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
         return 0.5 * (F.softplus(-real).mean() + F.softplus(fake).mean())
 
-    def g_loss(self, fake: Tensor) -> Tensor:
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
         return -fake.mean()
 
 

@@ -54,6 +54,12 @@ def stackable(cfg: Config, exp: Experiment) -> str | None:
         return "streaming image data (an image folder too large to hold in memory)"
     if cfg.train.compile:
         return "train.compile"
+    if exp.objective.loss.batch_coupled:
+        return f"loss {cfg.loss['name']}: it compares each sample with batch means, which would mix the seeds"
+    for i, aug in enumerate(exp.augmentations):
+        probability = getattr(aug, "probability", None)
+        if probability is not None and probability.target is not None:
+            return f"augment.{i}: its adaptive p is shared state"
     for name, net in exp.networks.items():
         if any(type(m).__name__ == "_SpectralNorm" for m in net.modules()):
             # torch's power iteration updates its vectors with out= ops, which vmap cannot batch.
@@ -100,10 +106,7 @@ class StackedTrainer(Trainer):
         bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress, unit="step", dynamic_ncols=True,
                    desc=f"{self.cfg.name} x{len(self.views)} seeds", file=sys.stderr)
         while self.step < t.steps:
-            for i in range(self.n_critic):
-                self.d_step(self.step * self.n_critic + i)
-            self.g_step()
-            self.step += 1
+            self.train_step()
             bar.update(1)
             if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
                 self.sync_views()

@@ -1,0 +1,131 @@
+"""Schedules: any hyper-parameter as a function of the G step (lr, Adam betas, penalty weights, augmentation p).
+
+A schedule is a config spec under ``schedules:``, e.g. R3GAN's lr decay
+
+    schedules:
+      - {name: cosine, key: optim.generator.lr, start: 2.0e-4, end: 5.0e-5, steps: 39063}
+
+Its value at G step t (t = 0 before the first G step) is
+
+* constant: start
+* linear:   start + (end - start) * min(t / steps, 1)
+* cosine:   start + (end - start) * (1 - cos(pi * min(t / steps, 1))) / 2   (R3GAN's ``cosine_decay_with_warmup``
+            without warm-up: brownvc/R3GAN training/training_loop.py)
+
+with ``steps: null`` meaning train.steps. The trainer sets every scheduled value before each G step's phases,
+so a value is a pure function of the step: a resumed run continues exactly. ``key`` names what it sets:
+
+* ``optim.<network>.lr``, ``optim.<network>.betas.0``, ``optim.<network>.betas.1`` (network: generator,
+  discriminator or a name of model.networks);
+* ``regularizers.<i>.weight``; ``terms.<i>.weight``; ``augment.<i>.p`` (an augmentation with a probability).
+"""
+from __future__ import annotations
+
+import math
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Annotated, Any
+
+from gankit.errors import ConfigError
+from gankit.registry import AT_LEAST_ONE, SCHEDULES
+
+Setter = Callable[[float], None]
+
+
+@dataclass(frozen=True)
+class Schedule:
+    key: str
+    shape: str
+    start: float
+    end: float
+    steps: int | None
+
+    def value(self, step: int, total_steps: int) -> float:
+        if self.shape == "constant":
+            return self.start
+        frac = min(step / (self.steps or total_steps), 1.0)
+        if self.shape == "cosine":
+            frac = (1.0 - math.cos(math.pi * frac)) / 2.0
+        return self.start + (self.end - self.start) * frac
+
+
+KEY = re.compile(r"^(optim\.[A-Za-z_][\w]*\.(lr|betas\.[01])|(regularizers|terms|augment)\.\d+\.(weight|p))$")
+
+
+def _register(shape: str, help: str) -> None:
+    def factory(*, key: str, start: float, end: float | None = None,
+                steps: Annotated[int, AT_LEAST_ONE] | None = None) -> Schedule:
+        return Schedule(key, shape, start, start if end is None else end, steps)
+
+    factory.__doc__ = (f"key: what the schedule sets (optim.generator.lr, optim.discriminator.betas.1, "
+                       f"regularizers.0.weight, augment.0.p, ...). start, end: the values at G step 0 and from "
+                       f"`steps` on (null: train.steps).")
+    SCHEDULES.register(shape, help)(factory)
+
+
+_register("constant", "a fixed value (start)")
+_register("linear", "start + (end - start) * t / steps, then end")
+_register("cosine", "start + (end - start) * (1 - cos(pi t / steps)) / 2, then end (R3GAN's decay)")
+
+
+def check_key(key: str, where: str) -> None:
+    if not KEY.match(key):
+        raise ConfigError(f"{where}.key '{key}' is not schedulable; use optim.<network>.lr, optim.<network>.betas.0 "
+                          "or .1, regularizers.<i>.weight, terms.<i>.weight or augment.<i>.p")
+
+
+def setter(exp: Any, key: str, where: str) -> Setter:
+    """The function that sets ``key`` on the built experiment ``exp`` (a one-line error when it names nothing)."""
+    check_key(key, where)
+    parts = key.split(".")
+    if parts[0] == "optim":
+        name = parts[1]
+        if name not in exp.optimizers:
+            raise ConfigError(f"{where}.key '{key}': no network '{name}'; choose one of {', '.join(exp.optimizers)}")
+        optimizer = exp.optimizers[name]
+        # param_groups is looked up at each call: load_state_dict (a resume) replaces the list and its dicts.
+        if parts[2] == "lr":
+            def set_lr(v: float) -> None:
+                for g in optimizer.param_groups:
+                    g["lr"] = v
+
+            return set_lr
+        index = int(parts[3])
+        if "betas" not in optimizer.param_groups[0]:
+            raise ConfigError(f"{where}.key '{key}': the optimizer of '{name}' has no betas")
+
+        def set_beta(v: float) -> None:
+            for g in optimizer.param_groups:
+                betas = list(g["betas"])
+                betas[index] = v
+                g["betas"] = tuple(betas)
+
+        return set_beta
+    items = {"regularizers": exp.regularizers, "terms": exp.terms, "augment": exp.augmentations}[parts[0]]
+    index = int(parts[1])
+    if index >= len(items):
+        raise ConfigError(f"{where}.key '{key}': {parts[0]} has {len(items)} entries")
+    item = items[index]
+    if parts[2] == "p":
+        probability = getattr(item, "probability", None)
+        if probability is None:
+            raise ConfigError(f"{where}.key '{key}': {type(item).__name__} has no probability p")
+        return lambda v: setattr(probability, "value", v)
+    if not hasattr(item, "weight"):
+        raise ConfigError(f"{where}.key '{key}': {type(item).__name__} has no weight")
+    return lambda v: setattr(item, "weight", v)
+
+
+class Schedules:
+    """The run's schedules, each bound to what it sets."""
+
+    def __init__(self, schedules: list[Schedule], setters: list[Setter], total_steps: int) -> None:
+        self.schedules, self.setters, self.total_steps = schedules, setters, total_steps
+
+    def apply(self, step: int) -> None:
+        for schedule, set_value in zip(self.schedules, self.setters):
+            set_value(schedule.value(step, self.total_steps))
+
+    def values(self, step: int) -> dict[str, float]:
+        return {s.key: s.value(step, self.total_steps) for s in self.schedules}
