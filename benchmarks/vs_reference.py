@@ -50,7 +50,7 @@ RECIPES: dict[str, Recipe] = {
     "wgan_gp_cifar10": Recipe("cuda", "configs/wgan_gp_cifar10.yaml",
                               ("train.eval_freq", "0", "data.dataroot", CIFAR), "cifar10_wgan_gp",
                               # the reference's critic has batch norm (its config: D with_bn true); match it
-                              ("train.sample_every=0", "eval.n_samples=5000", "model.discriminator.batch_norm=true")),
+                              ("train.sample_every=0", "eval.n_samples=5000")),
 }
 DEFAULT_STEPS = {"cpu": (200, 1000), "cuda": (100, 300)}
 
