@@ -304,6 +304,6 @@ def test_veegan_errors_are_one_line(tmp_path):
 
 def test_other_regularizers_still_work_with_codes(tmp_path):
     """Penalties on D's logits (rlc), clipping and instance noise need no input gradient: they combine."""
-    trainer = start(tmp_path, "regularizers=[{name: rlc, weight: 0.1}, {name: noise, sigma: 0.05}]",
+    trainer = start(tmp_path, "regularizers=[{name: rlc, weight: 0.1}]", "augment=[{name: noise, sigma: 0.05}]",
                     "train.steps=3")
     trainer.fit()
