@@ -55,6 +55,7 @@ def test_seed_stack_forward_equals_each_network():
     ["loss=ns", "regularizers=[]", "train.n_critic=2"],
     ["loss=ns", "regularizers.0.name=r1", "regularizers.0.weight=1.0", "model.generator.batch_norm=true"],
     ["loss=wgan", "regularizers=[{name: clip}]", "model.pack=2"],
+    ["loss=rpgan", "regularizers=[{name: r1, weight: 1.0}, {name: r2, weight: 1.0}]"],  # G's phase scores reals
 ])
 def test_stacked_seeds_equal_separate_runs(tmp_path, method):
     """SGD: the stacked weights equal separate runs to float tolerance (Adam would amplify rounding in the
@@ -68,6 +69,46 @@ def test_stacked_seeds_equal_separate_runs(tmp_path, method):
         assert_same_weights(tmp_path / "study" / f"seed_{seed}", tmp_path / f"alone{seed}", atol=2e-5)
         assert alone["modes"] == results[seed]["modes"]
         assert abs(alone["high_quality"] - results[seed]["high_quality"]) < 0.01
+        # each seed's metrics.jsonl holds its own losses, as its own run would log them
+        logged = [losses(tmp_path / "study" / f"seed_{seed}"), losses(tmp_path / f"alone{seed}")]
+        assert logged[0].keys() == logged[1].keys() and logged[0]
+        for step, record in logged[1].items():
+            for key in ("d_loss", "g_loss"):
+                assert logged[0][step][key] == pytest.approx(record[key], rel=1e-4, abs=1e-5), (step, key)
+
+
+def losses(run_dir):
+    records = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    return {r["step"]: r for r in records if "d_loss" in r}
+
+
+def test_a_diverging_seed_stops_the_study_with_one_line_naming_config_and_seed(tmp_path):
+    result = run_cli("study", "ring_gan", "--seeds", "2", "--out", str(tmp_path / "study"), *SMALL,
+                     "train.steps=20", "train.log_every=5", "loss=wgan", "regularizers=[]",
+                     "optim.discriminator={name: sgd, lr: 1.0e+30}", cwd=tmp_path)
+    assert_user_error(result, "ring_gan", "seed 5678", "diverged")
+
+
+def test_a_study_seed_honours_eval_every_and_checkpoint_every(tmp_path):
+    overrides = [*SMALL, "train.steps=8", "eval.every=4", "train.checkpoint_every=4", "train.log_every=2"]
+    saved = []
+    import gankit.train as train_mod
+
+    original = train_mod.Trainer.save_checkpoint
+
+    def spy(self, path=None):
+        saved.append(self.step)
+        return original(self, path)
+
+    train_mod.Trainer.save_checkpoint = spy
+    try:
+        train_seeds(config.load(None, overrides), [0, 1], tmp_path / "study")
+    finally:
+        train_mod.Trainer.save_checkpoint = original
+    assert saved.count(4) == 2 and saved.count(8) == 2  # each seed at step 4 (periodic) and at the end
+    records = [json.loads(line) for line in (tmp_path / "study" / "seed_1" / "metrics.jsonl").read_text().splitlines()]
+    assert [r["step"] for r in records if "eval" in r] == [4, 8]
+    assert [r["step"] for r in records if "d_loss" in r] == [2, 4, 6, 8]
 
 
 def test_stacked_adam_matches_for_a_few_steps_and_seed_runs_resume(tmp_path):

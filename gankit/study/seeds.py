@@ -26,7 +26,13 @@ from typing import Any
 import torch
 from tqdm import tqdm
 
+from collections.abc import Callable
+
+from torch import Tensor
+
 from gankit.config import Config
+from gankit.errors import TrainingDiverged
+from gankit.losses import AdversarialLoss
 from gankit.evaluation import evaluate, scalars
 from gankit.experiment import Experiment
 from gankit.io import make_folder
@@ -67,6 +73,32 @@ def stackable(cfg: Config, exp: Experiment) -> str | None:
     return None
 
 
+class SeedwiseLoss(AdversarialLoss):
+    """The stacked run's adversarial loss, computed exactly as before over the stacked batch (the gradient is
+    unchanged), that also hands each seed's own value (the loss on that seed's rows, detached) to ``record``: a
+    study seed's metrics.jsonl then holds its own losses, not the mean over seeds."""
+
+    def __init__(self, base: AdversarialLoss, n_seeds: int, record: Callable[[str, Tensor], None]) -> None:
+        self.base, self.n_seeds, self.record = base, n_seeds, record
+        self.name = base.name
+        self.needs_real_in_g, self.batch_coupled = base.needs_real_in_g, base.batch_coupled
+
+    def _per_seed(self, fn: Callable[..., Tensor], *outputs: Tensor) -> Tensor:
+        # Seed s owns rows s*B .. s*B + B - 1 of every stacked batch (stack.SeedStack): a [S, B] view splits them.
+        return torch.vmap(fn)(*(o.detach().reshape(self.n_seeds, -1) for o in outputs))
+
+    def d_loss(self, real: Tensor, fake: Tensor) -> Tensor:
+        self.record("d_loss", self._per_seed(self.base.d_loss, real, fake))
+        return self.base.d_loss(real, fake)
+
+    def g_loss(self, fake: Tensor, real: Tensor | None = None) -> Tensor:
+        if real is None:
+            self.record("g_loss", self._per_seed(lambda f: self.base.g_loss(f), fake))
+        else:
+            self.record("g_loss", self._per_seed(self.base.g_loss, fake, real))
+        return self.base.g_loss(fake, real)
+
+
 class StackedTrainer(Trainer):
     """The training loop over a stacked experiment; one ``Trainer`` per seed writes that seed's run."""
 
@@ -96,27 +128,55 @@ class StackedTrainer(Trainer):
                     v.schedulers[name].load_state_dict(sched.state_dict())
             view.step = self.step
 
+    def _record(self, name: str, values: Tensor) -> None:
+        """Each seed's value of a logged loss, into that seed's tracker (on the device: no sync)."""
+        for s, tracker in enumerate(self.seed_trackers):
+            tracker.add({name: values[s]})
+            self.last_values[s] = values[s] if name == "d_loss" else self.last_values[s] + values[s]
+
+    def _flush_seeds(self) -> None:
+        """Each seed's metrics.jsonl gets its own losses; a seed whose loss is not finite stops the study with one
+        line naming the config and the seed."""
+        lrs = {"lr_g": self.exp.opt_g.param_groups[0]["lr"], "lr_d": self.exp.opt_d.param_groups[0]["lr"]}
+        for view, tracker in zip(self.views, self.seed_trackers):
+            record = tracker.flush(self.step, lrs)
+            if "bad_step" in record:
+                raise TrainingDiverged(f"study {self.cfg.name}: seed {view.cfg.train.seed} diverged (a loss became NaN "
+                                       f"or infinite at step {record['bad_step']}); each seed keeps its last periodic "
+                                       "checkpoint")
+
+    def _checkpoint_seeds(self) -> None:
+        """Every seed's checkpoint, each with its own RNG state; the shared stream the stack draws penalties from
+        is left as it was."""
+        self.sync_views(with_optimizers=True)
+        outer = self.rngs.current(self.exp.device)
+        for s, view in enumerate(self.views):
+            self.rngs.activate(s)
+            view.save_checkpoint()
+        self.rngs._set(outer)
+
     def train_all(self, on_snapshot: Any = None) -> list[dict[str, Any]]:
         """Train to train.steps; at each snapshot step call ``on_snapshot(step, per-seed metrics)``. Returns each
-        seed's final evaluation (as `gankit train` prints it)."""
-        t = self.cfg.train
+        seed's final evaluation (as `gankit train` prints it). Each seed's losses go to its own metrics.jsonl every
+        train.log_every steps; eval.every and train.checkpoint_every act on every seed."""
+        t, e = self.cfg.train, self.cfg.eval
         snapshot_steps = set(t.snapshot_steps) | {t.steps}
         for net in self.exp.networks.values():
             net.train()
+        self.seed_trackers = [LossTracker(v.run.metrics, None, v.step, self.exp.device) for v in self.views]
+        self.last_values: list[Tensor] = [torch.zeros((), device=self.exp.device) for _ in self.views]
+        # A copy: the stacked experiment shares its objective with seed 0's own experiment (copy.copy in
+        # stack_experiments), whose loss must stay the plain one.
+        self.exp.objective = copy.copy(self.exp.objective)
+        self.exp.objective.loss = SeedwiseLoss(self.exp.objective.loss, len(self.views), self._record)
         bar = tqdm(total=t.steps, initial=self.step, disable=not t.progress, unit="step", dynamic_ncols=True,
                    desc=f"{self.cfg.name} x{len(self.views)} seeds", file=sys.stderr)
-        while self.step < t.steps:
-            self.train_step()
-            bar.update(1)
-            if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
-                self.sync_views()
-                metrics = []
-                for view in self.views:
-                    view.snapshot()
-                    metrics.append(snapshot_metrics(view))
-                if on_snapshot is not None:
-                    on_snapshot(self.step, metrics)
-        bar.close()
+        try:
+            self._train_all(bar, snapshot_steps, on_snapshot)
+        finally:
+            bar.close()
+            for tracker in self.seed_trackers:
+                tracker.close()
         self.sync_views(with_optimizers=True)
         results = []
         for s, view in enumerate(self.views):
@@ -128,6 +188,30 @@ class StackedTrainer(Trainer):
             finally:
                 tracker.close()
         return results
+
+    def _train_all(self, bar: tqdm, snapshot_steps: set[int], on_snapshot: Any) -> None:
+        t, e = self.cfg.train, self.cfg.eval
+        while self.step < t.steps:
+            self.train_step()
+            for tracker, value in zip(self.seed_trackers, self.last_values):
+                tracker.check_finite(self.step, value)  # the last D step's and the G step's loss of each seed
+            bar.update(1)
+            if self.step % t.log_every == 0 or self.step == t.steps:
+                self._flush_seeds()
+            if self.step in snapshot_steps or (t.sample_every and self.step % t.sample_every == 0):
+                self.sync_views()
+                metrics = []
+                for view in self.views:
+                    view.snapshot()
+                    metrics.append(snapshot_metrics(view))
+                if on_snapshot is not None:
+                    on_snapshot(self.step, metrics)
+            if e.every and self.step % e.every == 0 and self.step < t.steps:
+                self.sync_views()
+                for view, tracker in zip(self.views, self.seed_trackers):
+                    view.evaluate(tracker)
+            if self.step % t.checkpoint_every == 0 and self.step < t.steps:
+                self._checkpoint_seeds()
 
 
 def snapshot_metrics(view: Trainer) -> dict[str, Any]:
@@ -208,4 +292,7 @@ def _fit_with_snapshots(view: Trainer, on_snapshot: Any) -> dict[str, Any]:
             on_snapshot(view.step, [snapshot_metrics(view)])
 
     view.snapshot = snapshot  # type: ignore[method-assign]
-    return view.fit()
+    try:
+        return view.fit()
+    except TrainingDiverged as exc:
+        raise TrainingDiverged(f"study {view.cfg.name}: seed {view.cfg.train.seed}: {exc}") from None
