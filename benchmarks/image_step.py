@@ -65,13 +65,7 @@ VARIANTS = {
 def gankit_step(overrides: list[str]):
     trainer = Trainer.start(config.load(None, overrides), Path(tempfile.mkdtemp()) / "run")
 
-    def step():
-        for i in range(trainer.n_critic):
-            trainer.d_step(trainer.step * trainer.n_critic + i)
-        trainer.g_step()
-        trainer.step += 1
-
-    return step
+    return trainer.train_step  # the step function `gankit train` runs
 
 
 def plain_step(width: int, batch: int, device: torch.device, gp: bool):

@@ -27,9 +27,7 @@ def per_step(trainer: Trainer, steps: int, repeats: int) -> float:
     def block() -> float:
         start = time.perf_counter()
         for _ in range(steps):
-            for i in range(trainer.n_critic):
-                trainer.d_step(i)
-            trainer.g_step()
+            trainer.train_step()  # the step function `gankit train` and `gankit study` run
         return (time.perf_counter() - start) / steps
 
     block()  # warm-up

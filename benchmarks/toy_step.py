@@ -80,11 +80,8 @@ def gankit_loop(extra: list[str], device: torch.device):
 
     trainer = Trainer.start(cfg, Path(tempfile.mkdtemp()) / "run")
 
-    def step():  # the body of Trainer.fit without its logging I/O (which runs every log_every steps)
-        for i in range(trainer.n_critic):
-            terms = trainer.d_step(trainer.step * trainer.n_critic + i)
-        trainer.g_step()
-        trainer.step += 1
+    def step():  # the step function of Trainer.fit, without its logging I/O (which runs every log_every steps)
+        terms, _ = trainer.train_step()
         return terms
 
     return step

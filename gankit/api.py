@@ -66,34 +66,28 @@ def write_samples(run_dir: Path, n: int, out: Path, seed: int = 0, class_index: 
     ``.npz`` (float array 'samples') or a ``.png`` scatter plot. Image runs: ``.npz`` (uint8 NCHW array
     'samples'), a ``.png`` grid (one row per class with ``per_class``), or a folder (no suffix) of one PNG per
     sample. A conditional run's .npz also holds 'labels', and its folder names each file after its class."""
-    from gankit import viz
-    from gankit.data.base import to_uint8
-
     suffix = out.suffix.lower()
-    if suffix not in (".npz", ".png", ""):
+    if suffix not in (".npz", ".png", ""):  # what any domain writes; the run's domain narrows it below
         raise GankitError(f"--out {out}: unsupported file type '{suffix}'; use .npz, .png or a folder name")
     if suffix and out.is_dir():
         raise GankitError(f"--out {out} is a directory; give a file name ending in .npz or .png")
     if not suffix and out.exists() and not out.is_dir():
         raise GankitError(f"--out {out} is a file; a folder name (no suffix) writes one PNG per sample")
     exp, step = load_trained(run_dir)
-    if not suffix and exp.data.kind == "toy":
+    if suffix not in exp.domain.sample_suffixes:
         raise GankitError(f"--out {out}: a toy run writes .npz or .png, not a folder of images")
     if not suffix and out.exists() and any(out.iterdir()):
         raise GankitError(f"--out {out} is a folder that is not empty")
     samples, labels = sample(exp, n, seed, class_index=class_index, per_class=per_class)
-    if exp.data.kind == "image":
-        samples = to_uint8(samples)
+    samples = exp.domain.to_output(samples)
     if suffix == ".npz":
         arrays = {"samples": samples.numpy(), **({"labels": labels.numpy()} if labels is not None else {})}
         with atomic_path(out) as tmp:
             np.savez_compressed(tmp, **arrays)
-    elif suffix == ".png" and exp.data.kind == "toy":
-        real = exp.data.real_batch(max(n, 2500)).cpu().numpy()
-        what = f"class {class_index}" if class_index is not None else "per class" if per_class else ""
-        viz.toy_scatter(samples.numpy(), real, out, f"{exp.cfg.name}: {n} samples {what} at step {step}".replace("  ", " "))
     elif suffix == ".png":
-        viz.save_png(viz.image_grid(samples.float() / 127.5 - 1, nrow=n if per_class else None), out)
+        what = f"class {class_index}" if class_index is not None else "per class" if per_class else ""
+        title = f"{exp.cfg.name}: {n} samples {what} at step {step}".replace("  ", " ")
+        exp.domain.write_png(exp, samples, out, title, per_class)
     else:
         write_image_folder(samples, out, labels)
     return out

@@ -53,7 +53,8 @@ def _launch_train(args: argparse.Namespace, config: str | None, overrides: list[
     """`gankit train --nproc N ...`: the same command in N processes on this machine (torchrun's launcher)."""
     from gankit import config as config_mod
     from gankit.distributed.launch import launch_local
-    from gankit.train import MAIN_JOB, check_global_batch, default_out_dir
+    from gankit.compat import batches as check_global_batch
+    from gankit.train import MAIN_JOB, default_out_dir
 
     if args.nproc < 1:
         raise GankitError(f"--nproc must be >= 1, got {args.nproc}")

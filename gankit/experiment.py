@@ -14,11 +14,12 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from gankit import distributed
+from gankit import compat, distributed
 from gankit.config import Config
 from gankit.data import InMemoryData
 from gankit.data.base import class_frequencies
 from gankit.data.stream import StreamingImageData
+from gankit.domain import domain_of
 from gankit.distributed.process import rank_device
 from gankit.distributed.sync_batch_norm import convert_sync_batch_norm
 from gankit.errors import ConfigError, GankitError
@@ -80,52 +81,10 @@ def has_batch_norm(model: nn.Module) -> bool:
     return any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
 
 
-def check_conditioning(cfg: Config, data: Dataset) -> int:
-    """The number of classes G and D are conditioned on (0 for an unconditional run); a conditional config on
-    unlabelled data is a one-line error."""
-    if not cfg.model.conditional:
-        return 0
-    n_classes = data.n_classes
-    if n_classes < 1:
-        hint = " (set data.labels: true to take classes from subfolders)" if cfg.data["name"] == "image_folder" else ""
-        raise ConfigError(f"model.conditional is true but data '{cfg.data['name']}' has no class labels{hint}")
-    if n_classes < 2:
-        raise ConfigError(f"model.conditional is true but data '{cfg.data['name']}' has a single class")
-    return n_classes
-
-
-def check_packing(cfg: Config, n_classes: int) -> None:
-    """model.pack must divide D's batches; packing and class conditioning do not combine (a pack has one score)."""
-    pack = cfg.model.pack
-    if pack == 1:
-        return
-    if n_classes:
-        raise ConfigError("model.pack > 1 does not combine with model.conditional: true (a pack has one score)")
-    for key, value in (("train.batch_size", cfg.train.batch_size), ("train.g_batch_size", cfg.train.g_batch_size)):
-        if value is not None and value % pack:
-            raise ConfigError(f"{key} ({value}) must be a multiple of model.pack ({pack}): D judges whole packs")
-
-
-def code_spec(cfg: Config, n_classes: int) -> CodeSpec:
-    """InfoGAN's latent codes (model.codes), checked against the rest of the model."""
-    c = cfg.model.codes
-    codes = CodeSpec(tuple(c.categorical), c.continuous, c.continuous_dist)
-    if codes and n_classes:
-        raise ConfigError("model.codes does not combine with model.conditional: true (give G either class labels "
-                          "or InfoGAN codes)")
-    if codes and getattr(cfg.model, "pack", 1) > 1:
-        raise ConfigError("model.codes does not combine with model.pack > 1 (Q reads one sample, a pack has many)")
-    return codes
-
-
 def attach_q_head(cfg: Config, prior: Prior, discriminator: nn.Module) -> None:
     """Give D the Q head it asks for (model.discriminator.q_head: true), sized by the prior's codes."""
-    if not cfg.model.discriminator.get("q_head", False):
-        return
-    if not prior.codes:
-        raise ConfigError("model.discriminator.q_head is true but the run has no codes; set "
-                          "model.codes.categorical and/or model.codes.continuous")
-    discriminator.attach_q_head(prior.codes)
+    if cfg.model.discriminator.get("q_head", False):
+        discriminator.attach_q_head(prior.codes)
 
 
 class Experiment:
@@ -153,26 +112,26 @@ class Experiment:
         torch.manual_seed(cfg.train.seed)  # model initialisation and the training noise both follow the seed
         with distributed.machine_main_first():  # a first-use download happens once per machine
             self.data = build_data(cfg, self.device)
+        self.domain = domain_of(self.data)  # what differs between points and images (gankit/domain.py)
         self.compute_dtype = resolve_precision(cfg.train.precision, self.device, self.data.kind)
         m = cfg.model
-        self.n_classes = check_conditioning(cfg, self.data)
+        self.n_classes = compat.conditioning(cfg, self.data.n_classes)
+        compat.before_models(cfg, self.n_classes)
         probs = class_frequencies(self.data.labels, self.n_classes) if self.n_classes and m.class_dist == "data" else None
-        self.prior = Prior(m.z_dim, m.z_dist, self.n_classes, probs, code_spec(cfg, self.n_classes))
+        c = m.codes
+        self.prior = Prior(m.z_dim, m.z_dist, self.n_classes, probs,
+                           CodeSpec(tuple(c.categorical), c.continuous, c.continuous_dist))
         shape = self.data.shape
 
         def build(spec: dict[str, Any], where: str, role: str, data_shape: tuple[int, ...] = shape) -> nn.Module:
             return MODELS.build(spec, where, role, data_shape, self.prior.dim, self.n_classes).to(self.device)
 
-        check_packing(cfg, self.n_classes)
         discriminator = build(m.discriminator, "model.discriminator", "discriminator", packed_shape(shape, m.pack))
         self.networks: dict[str, nn.Module] = {
             "generator": build(m.generator, "model.generator", "generator"),
             "discriminator": PackedDiscriminator(discriminator, m.pack) if m.pack > 1 else discriminator,
         }
         self.players: dict[str, Player] = {"generator": "generator", "discriminator": "discriminator"}
-        if self.n_classes and not getattr(self.generator, "uses_labels", False):
-            raise ConfigError("model.conditional is true but model.generator ignores the labels; give it a "
-                              "condition (e.g. condition: concat or cbn)")
         attach_q_head(cfg, self.prior, self.networks["discriminator"])
 
         terms: list[Term] = [TERMS.build(spec, f"terms.{i}") for i, spec in enumerate(cfg.terms)]
@@ -199,11 +158,7 @@ class Experiment:
         self.regularizer_names = unique_names([spec["name"] for spec in cfg.regularizers])
         self.augmentations: list[Augmentation] = []
         for i, spec in enumerate(cfg.augment):
-            aug = AUGMENTATIONS.build(spec, f"augment.{i}")
-            if self.data.kind not in aug.kinds:
-                raise ConfigError(f"augment.{i} ({spec['name']}) applies to {' or '.join(aug.kinds)} data, not to "
-                                  f"{self.data.kind} data")
-            self.augmentations.append(aug.to(self.device))
+            self.augmentations.append(AUGMENTATIONS.build(spec, f"augment.{i}").to(self.device))
 
         if cfg.train.sync_batch_norm and distributed.world_size() > 1:
             for net in self.networks.values():  # same parameter tensors: optimisers and EMA are built below
@@ -220,6 +175,7 @@ class Experiment:
             self.optimizers[name] = self.build_optimizer(name, net.parameters())
         self.schedulers = self.build_schedulers()
         self.schedules = self.build_schedules()
+        compat.built(self)  # every rule about combining the built parts (gankit/compat.py)
         self.ema = EMA(self.generator, cfg.train.ema.decay) if cfg.train.ema.enabled else None
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         # Packs must not mix real and generated samples: packed runs score them separately.
@@ -266,16 +222,7 @@ class Experiment:
         for i, spec in enumerate(cfg.schedules):
             where = f"schedules.{i}"
             schedule = SCHEDULES.build(spec, where)
-            set_value = setter(self, schedule.key, where)  # names something that exists, first
-            if schedule.key.endswith(".lr") and cfg.optim.lr_decay != "none":
-                raise ConfigError(f"{where} sets {schedule.key}, but optim.lr_decay ({cfg.optim.lr_decay}) decays it "
-                                  "too; set optim.lr_decay: none")
-            if schedule.key in [s.key for s in built]:
-                raise ConfigError(f"{where}: {schedule.key} already has a schedule")
-            if schedule.key.startswith("augment.") and \
-                    self.augmentations[int(schedule.key.split(".")[1])].probability.target is not None:
-                raise ConfigError(f"{where} sets {schedule.key}, but that augmentation adapts p (target is set); "
-                                  "use one or the other")
+            set_value = setter(self, schedule.key, where)  # a one-line error when the key names nothing
             built.append(schedule)
             setters.append(set_value)
         return Schedules(built, setters, cfg.train.steps)

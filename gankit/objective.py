@@ -3,9 +3,10 @@
 The training loop asks the ``Objective`` for D's and G's loss in each step and stays ignorant of the method
 (the shape of StyleGAN2-ADA's ``training/loss.py``). A method that adds a term (ACGAN's auxiliary
 classification, VEEGAN's reconstruction) is a ``Term`` registered in ``gankit.methods``; a term may bring
-networks of its own, each trained with D or with G by its own optimiser. A term may also pair every sample D
-sees with a code (``Term.pair_codes``): D then scores (code, sample) pairs, ``D(x, y, code)``, as VEEGAN's joint
-discriminator D(z, x). Regularizers of D (penalties, clipping, noise) stay in regularizers.py.
+networks of its own, each trained with D or with G by its own optimiser. A term may also give D extra inputs with
+every batch (``Term.d_inputs``, keyword arguments of D's forward): VEEGAN pairs each sample with a code, so its
+joint discriminator D(z, x) is called ``D(x, y, code=...)``. The trainer passes them on without knowing what they
+are. Regularizers of D (penalties, clipping, noise) stay in regularizers.py.
 """
 from __future__ import annotations
 
@@ -29,6 +30,14 @@ class NetworkNeed(NamedTuple):
 
     role: str
     player: Player
+
+
+class DInputs(NamedTuple):
+    """Keyword inputs D receives with each batch besides (x, y), given by a term: ``fake`` with the generated batch,
+    ``real`` with the real batch (None in G's phase, which scores generated samples only)."""
+
+    fake: dict[str, Tensor]
+    real: dict[str, Tensor] | None = None
 
 
 class PairCodes(NamedTuple):
@@ -57,7 +66,7 @@ class StepContext:
     real_out: DOutput | None = None
     # The run's forward-pass region (bf16 autocast or not), for terms that run networks of their own.
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
-    pair_codes: PairCodes | None = None  # the codes D saw with real_out/fake_out (None: D saw the samples alone)
+    d_inputs: DInputs | None = None  # D's extra inputs with real_out/fake_out (None: D saw the samples alone)
     phase: Literal["D", "G"] = "D"
     d_index: int | None = None
 
@@ -67,9 +76,9 @@ class Term(nn.Module):
     ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
     resume lives in buffers."""
 
-    #: True for a term whose ``pair_codes`` pair every sample D sees with a code: the trainer then calls
-    #: ``D(x, y, code)`` in D's and G's steps (model.discriminator must take codes). One term per run at most.
-    pairs_codes: ClassVar[bool] = False
+    #: True for a term that gives D extra inputs with every batch (``d_inputs``), in D's and G's steps.
+    #: One such term per run at most.
+    adds_d_inputs: ClassVar[bool] = False
 
     def __init__(self, weight: float, d_weight: float | None = None) -> None:
         super().__init__()
@@ -83,10 +92,10 @@ class Term(nn.Module):
     def check(self, networks: dict[str, nn.Module], n_classes: int, where: str) -> None:
         """Raise ConfigError when the built networks or data cannot serve this term."""
 
-    def pair_codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
-                   autocast: Callable[[], ContextManager]) -> PairCodes:
-        """Only for ``pairs_codes`` terms: the codes of a generated batch made from ``z`` and, in D's steps, of
-        the ``real`` batch (None in G's steps). Called before D's forward, outside any autocast region."""
+    def d_inputs(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+                 autocast: Callable[[], ContextManager]) -> DInputs:
+        """Only for ``adds_d_inputs`` terms: D's extra inputs with a generated batch made from ``z`` and, in D's
+        steps, with the ``real`` batch (None in G's steps). Called before D's forward, outside any autocast region."""
         raise NotImplementedError
 
     def d_term(self, ctx: StepContext) -> Tensor | None:
@@ -104,16 +113,16 @@ class Objective:
 
     def __init__(self, loss: AdversarialLoss, terms: list[Term], names: list[str]) -> None:
         self.loss, self.terms, self.names = loss, terms, names
-        coders = [name for name, t in zip(names, terms) if t.pairs_codes]
-        if len(coders) > 1:
-            raise ConfigError(f"terms {coders[0]} and {coders[1]} both pair D's samples with codes; D takes one code")
-        self.coder = next((t for t in terms if t.pairs_codes), None)
+        givers = [name for name, t in zip(names, terms) if t.adds_d_inputs]
+        if len(givers) > 1:
+            raise ConfigError(f"terms {givers[0]} and {givers[1]} both give D extra inputs; D takes them from one")
+        self.input_term = next((t for t in terms if t.adds_d_inputs), None)
 
-    def pair_codes(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
-                   autocast: Callable[[], ContextManager]) -> PairCodes | None:
-        """The codes D sees with the generated batch (from z) and the real batch (D's steps), or None when no
-        term pairs D's samples with codes (D sees the samples alone)."""
-        return None if self.coder is None else self.coder.pair_codes(z, real, networks, autocast)
+    def d_inputs(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+                 autocast: Callable[[], ContextManager]) -> DInputs | None:
+        """D's extra inputs with the generated batch (from z) and the real batch (D's steps), or None when no term
+        gives any (D sees the samples alone)."""
+        return None if self.input_term is None else self.input_term.d_inputs(z, real, networks, autocast)
 
     def d_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         assert ctx.real_out is not None

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Annotated, Literal
+from typing import Annotated, ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
@@ -86,7 +86,12 @@ def batch_uniform(x: Tensor) -> Tensor:
 
 
 class Regularizer(nn.Module):
-    """Base class; every hook defaults to doing nothing."""
+    """Base class; every hook defaults to doing nothing. What it declares feeds gankit/compat.py."""
+
+    #: The penalty differentiates D with respect to its input sample (not for a D of (code, sample) pairs).
+    uses_input_gradient: ClassVar[bool] = False
+    #: State carried across steps (a study cannot share it between stacked seeds).
+    stateful: ClassVar[bool] = False
 
     def __init__(self, weight: float = 0.0, every: int = 1) -> None:
         super().__init__()
@@ -108,6 +113,8 @@ class Regularizer(nn.Module):
 
 class InputGradientPenalty(Regularizer):
     """A penalty on D's input gradient; ``precision`` says in which precision that gradient is computed."""
+
+    uses_input_gradient = True
 
     def __init__(self, weight: float, every: int, precision: PenaltyPrecision = "fp32") -> None:
         super().__init__(weight, every)
@@ -174,6 +181,8 @@ class DRAGAN(InputGradientPenalty):
 class LeCam(Regularizer):
     """RLC, Tseng et al. 2021: E (D(x) - a_F)^2 + E (D(G(z)) - a_R)^2 with a_R, a_F moving averages of
     D's mean output on real and generated batches (decay ``decay``, started at the first batch)."""
+
+    stateful = True
 
     def __init__(self, weight: float, every: int, decay: float) -> None:
         super().__init__(weight, every)

@@ -50,7 +50,7 @@ class Schedule:
         return self.start + (self.end - self.start) * frac
 
 
-KEY = re.compile(r"^(optim\.[A-Za-z_][\w]*\.(lr|betas\.[01])|(regularizers|terms|augment)\.\d+\.(weight|p))$")
+KEY = re.compile(r"^(optim\.[A-Za-z_]\w*\.(lr|betas\.[01])|(regularizers|terms)\.\d+\.weight|augment\.\d+\.p)$")
 
 
 def _register(shape: str, help: str) -> None:
@@ -58,9 +58,9 @@ def _register(shape: str, help: str) -> None:
                 steps: Annotated[int, AT_LEAST_ONE] | None = None) -> Schedule:
         return Schedule(key, shape, start, start if end is None else end, steps)
 
-    factory.__doc__ = (f"key: what the schedule sets (optim.generator.lr, optim.discriminator.betas.1, "
-                       f"regularizers.0.weight, augment.0.p, ...). start, end: the values at G step 0 and from "
-                       f"`steps` on (null: train.steps).")
+    factory.__doc__ = ("key: what the schedule sets (optim.generator.lr, optim.discriminator.betas.1, "
+                       "regularizers.0.weight, augment.0.p, ...). start, end: the values at G step 0 and from "
+                       "`steps` on (null: train.steps).")
     SCHEDULES.register(shape, help)(factory)
 
 
@@ -108,7 +108,7 @@ def setter(exp: Any, key: str, where: str) -> Setter:
         raise ConfigError(f"{where}.key '{key}': {parts[0]} has {len(items)} entries")
     item = items[index]
     if parts[2] == "p":
-        probability = getattr(item, "probability", None)
+        probability = item.probability  # Augmentation declares it (None: applied to every sample)
         if probability is None:
             raise ConfigError(f"{where}.key '{key}': {type(item).__name__} has no probability p")
         return lambda v: setattr(probability, "value", v)

@@ -1,8 +1,9 @@
 """One training loop for every method: n_critic D steps, one G step, EMA, logging, snapshots, checkpoints.
 
 The loop knows nothing about any particular method: the loss object says what D and G minimise, the
-regularizers add penalties, perturb D's inputs or constrain D after its step (see regularizers.py). When an
-objective term pairs samples with codes (VEEGAN), D is called D(x, y, code) with the codes the objective gives.
+regularizers add penalties or constrain D after its step (see regularizers.py), and the augmentations change
+every input D sees (gankit/augment/). A term may give D extra inputs (VEEGAN's codes): they pass through
+``run_d`` as opaque keyword arguments.
 """
 from __future__ import annotations
 
@@ -16,17 +17,16 @@ from torch import Tensor
 from tqdm import tqdm
 
 from gankit import config as config_mod
-from gankit import distributed
+from gankit import compat, distributed
 from gankit.config import Config
 from gankit.errors import ConfigError, GankitError, TrainingDiverged
-from gankit.evaluation import TOY_BEST, best_scalar, check_metric_names, evaluate, generate_from, scalars
+from gankit.evaluation import best_scalar, check_metric_names, evaluate, generate_from, scalars
 from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
-from gankit.objective import PairCodes, StepContext
-from gankit.prior import Latents
-from gankit.regularizers import DStepContext, InputGradientPenalty
-from gankit.run import RunDir, dump_config, save_checkpoint, save_snapshot
+from gankit.objective import DInputs, StepContext
+from gankit.regularizers import DStepContext
+from gankit.run import RunDir, dump_config, save_checkpoint
 from gankit.tracking import LossTracker
 from gankit import viz
 
@@ -44,13 +44,7 @@ class Trainer:
         self.g_batch_size = (t.g_batch_size or t.batch_size) // ranks
         # Snapshot latents are fixed by the seed and drawn from their own generator, so they never shift
         # the training noise (resume equivalence depends on that). A conditional grid has one row per class.
-        fixed = torch.Generator().manual_seed(t.seed + 1)
-        n_fixed = self.cfg.eval.n_samples if exp.data.kind == "toy" else self.cfg.eval.grid_size
-        if exp.conditional and exp.data.kind == "image":  # whole rows, one per class
-            n_fixed = max(1, n_fixed // exp.n_classes) * exp.n_classes
-        self.fixed = exp.prior.sample(n_fixed, exp.device, fixed)
-        if exp.conditional and exp.data.kind == "image":
-            self.fixed = Latents(self.fixed.z, exp.prior.grid_classes(n_fixed, exp.device))
+        self.fixed = exp.domain.fixed_latents(exp, torch.Generator().manual_seed(t.seed + 1))
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
         self.tracker: LossTracker | None = None  # set while fit() runs; snapshots log to its TensorBoard
 
@@ -73,7 +67,6 @@ class Trainer:
 
         check_out()  # every rank, before any rank can write (Experiment's first collective comes after)
         exp = Experiment(cfg)  # every config error surfaces here, before anything is written
-        check_codes(exp)
         check_eval_config(exp)
         check_data_parallel(exp)
         distributed.on_main(create)  # rank 0 writes the run directory
@@ -85,7 +78,6 @@ class Trainer:
         loaded = load_run(run_dir, overrides=overrides)
         exp, state = loaded.exp, loaded.state
         restore_rng(state, exp, loaded.step)
-        check_codes(exp)
         check_eval_config(exp)
         check_data_parallel(exp)
         if overrides:
@@ -102,11 +94,10 @@ class Trainer:
             x = aug(x, self.step)
         return x
 
-    def run_d(self, x: Tensor, y: Tensor | None = None, code: Tensor | None = None) -> DOutput:
+    def run_d(self, x: Tensor, y: Tensor | None = None, extra: dict[str, Tensor] | None = None) -> DOutput:
         """The one way D is called in training: augmentations, then D (the forward pass runs in the caller's
-        autocast region). ``code`` is what a term pairs with each sample (VEEGAN); None for every other method."""
-        x = self.augment(x)
-        return as_output(self.exp.d_forward(x, y) if code is None else self.exp.d_forward(x, y, code))
+        autocast region). ``extra``: D's extra inputs that a term gives (``Term.d_inputs``); None for most methods."""
+        return as_output(self.exp.d_forward(self.augment(x), y, **(extra or {})))
 
     def _critic(self, x: Tensor, y: Tensor | None = None) -> Tensor:
         """D's adversarial score of x (with labels y), through the same augmentations: what the penalties
@@ -115,16 +106,14 @@ class Trainer:
         return as_output(self.exp.discriminator(self.augment(x), y)).logit
 
     def _critic_pair(self, real: Tensor, real_y: Tensor | None, fake: Tensor, fake_y: Tensor | None,
-                     codes: PairCodes | None = None) -> tuple[DOutput, DOutput]:
-        real_code, fake_code = (codes.real, codes.fake) if codes is not None else (None, None)
+                     inputs: DInputs | None = None) -> tuple[DOutput, DOutput]:
+        real_extra, fake_extra = (inputs.real, inputs.fake) if inputs is not None else (None, None)
         if self.exp.joint_forward:  # one D call on [real; fake]: half the launches (no batch norm to mix)
             real, fake = self.augment(real), self.augment(fake)
             y = torch.cat([real_y, fake_y]) if real_y is not None and fake_y is not None else None
-            code = torch.cat([real_code, fake_code]) if real_code is not None and fake_code is not None else None
-            joint = torch.cat([real, fake])
-            out = as_output(self.exp.d_forward(joint, y) if code is None else self.exp.d_forward(joint, y, code))
-            return out.split(len(real))
-        return self.run_d(real, real_y, real_code), self.run_d(fake, fake_y, fake_code)
+            extra = {k: torch.cat([real_extra[k], fake_extra[k]]) for k in fake_extra} if fake_extra else {}
+            return as_output(self.exp.d_forward(torch.cat([real, fake]), y, **extra)).split(len(real))
+        return self.run_d(real, real_y, real_extra), self.run_d(fake, fake_y, fake_extra)
 
     def _step(self, player: str, loss: Tensor) -> None:
         """Backward through ``loss`` and step every optimiser of ``player``'s networks."""
@@ -156,13 +145,13 @@ class Trainer:
             fake_y = real_y
         with torch.no_grad(), exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
-        codes = exp.objective.pair_codes(z, real, exp.networks, exp.autocast)  # None unless a term pairs codes
+        inputs = exp.objective.d_inputs(z, real, exp.networks, exp.autocast)  # None unless a term gives D inputs
         with exp.autocast():
-            real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y, codes)
+            real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y, inputs)
         for aug in exp.augmentations:
             aug.observe(real_out.logit)
         ctx = StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y, real_out.float(),
-                          exp.autocast, codes, phase="D", d_index=d_index)
+                          exp.autocast, inputs, phase="D", d_index=d_index)
         total, terms = exp.objective.d_loss(ctx)
         pctx = DStepContext(self._critic, real, fake, ctx.real_out.logit, ctx.fake_out.logit, real_y, fake_y)
         for name, reg in zip(exp.regularizer_names, exp.regularizers):
@@ -189,12 +178,12 @@ class Trainer:
             real, real_y = self._real_batch(self.g_batch_size)
             with torch.no_grad(), exp.autocast():
                 real_out = self.run_d(real, real_y).float()
-        codes = exp.objective.pair_codes(z, None, exp.networks, exp.autocast)
+        inputs = exp.objective.d_inputs(z, None, exp.networks, exp.autocast)
         with exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
-            fake_out = self.run_d(fake, fake_y, codes.fake if codes is not None else None)
+            fake_out = self.run_d(fake, fake_y, inputs.fake if inputs is not None else None)
         loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y,
-                                                       real_out, autocast=exp.autocast, pair_codes=codes, phase="G"))
+                                                       real_out, autocast=exp.autocast, d_inputs=inputs, phase="G"))
         self._step("generator", loss)
         for net in frozen:
             net.requires_grad_(True)
@@ -272,16 +261,7 @@ class Trainer:
 
     def snapshot(self) -> None:
         """Samples from the fixed latents: an .npz of points for toy data, a PNG grid for images."""
-        if self.exp.data.kind == "toy":
-            save_snapshot(self.run.snapshot(self.step), self.sample())
-            return
-        # A conditional grid has one row per class (see Prior.grid_classes).
-        per_row = len(self.fixed.z) // self.exp.n_classes if self.exp.conditional else None
-        grid = viz.image_grid(self.sample(), nrow=per_row or None)
-        viz.save_png(grid, self.run.grid(self.step))
-        writer = self.tracker.writer if self.tracker is not None else None
-        if writer is not None:
-            writer.add_image("samples", grid, self.step)
+        self.exp.domain.snapshot(self, self.sample())
 
     def save_checkpoint(self, path: Path | None = None) -> None:
         """Every rank calls this (the RNG states are gathered); rank 0 writes."""
@@ -328,51 +308,13 @@ class Trainer:
         if not distributed.is_main():
             return results
         write_json(self.run.eval, results)
-        if self.exp.data.kind == "toy":
-            real = self.exp.data.real_batch(self.cfg.eval.n_samples).cpu().numpy()
-            snaps = [(step, np.load(path)["samples"]) for step, path in self.run.snapshots()]
-            viz.toy_strip(snaps, real, self.run.samples / "strip.png", title=self.cfg.name)
-        else:
-            viz.progress_gif([path for _, path in self.run.grids()], self.run.samples / "progress.gif")
+        self.exp.domain.final_figures(self)
         viz.loss_curves(self.run.metrics, self.run.root / "loss.png", title=self.cfg.name)
         return results
 
 
-def check_codes(exp: Experiment) -> None:
-    """A discriminator that scores (code, sample) pairs needs a term that gives the codes, and the gradient
-    penalties, which differentiate D(x) of the sample alone, do not apply to it."""
-    takes_codes = getattr(exp.discriminator, "code_dim", None) is not None
-    coder = exp.objective.coder
-    if takes_codes and coder is None:
-        raise ConfigError(f"model.discriminator ({exp.cfg.model.discriminator['name']}) scores (code, sample) pairs "
-                          "and needs a term that gives the codes, e.g. terms: [{name: veegan}]")
-    if coder is None:
-        return
-    for i, (name, reg) in enumerate(zip(exp.regularizer_names, exp.regularizers)):
-        if isinstance(reg, InputGradientPenalty):
-            raise ConfigError(f"regularizers.{i} ({name}) differentiates D of a sample alone, but D scores (code, "
-                              "sample) pairs here; use clip, noise or rlc, or no regularizer")
-
-
 def check_data_parallel(exp: Experiment) -> None:
-    check_global_batch(exp.cfg, distributed.world_size())
-
-
-def check_global_batch(cfg: Config, ranks: int) -> None:
-    """train.batch_size (and g_batch_size) is the global batch: it must split evenly over the ``ranks``
-    processes, into whole packs."""
-    if ranks == 1:
-        return
-    t, pack = cfg.train, cfg.model.pack
-    for key, value in (("train.batch_size", t.batch_size), ("train.g_batch_size", t.g_batch_size)):
-        if value is None:
-            continue
-        if value % ranks:
-            raise ConfigError(f"{key} ({value}) must be a multiple of the {ranks} processes: it is the global batch, "
-                              "and each process draws an equal share")
-        if (value // ranks) % pack:
-            raise ConfigError(f"{key} ({value}) over {ranks} processes gives {value // ranks} samples each, not a "
-                              f"multiple of model.pack ({pack})")
+    compat.batches(exp.cfg, distributed.world_size())
 
 
 def rank_stream_seed(seed: int, rank: int, step: int) -> int:
@@ -420,8 +362,7 @@ def check_eval_config(exp: Experiment) -> None:
             resolve_reference(exp.cfg.data, e.split)
         except GankitError as exc:
             raise ConfigError(str(exc).replace("--ref", "eval.split")) from None
-    toy = [m for m in TOY_BEST if exp.conditional or not m.startswith("class_")]
-    valid = toy if exp.data.kind == "toy" else names
+    valid = exp.domain.best_metrics(exp, names)
     if e.best is not None and e.best not in valid:
         raise ConfigError(f"eval.best '{e.best}' must be one of {', '.join(valid) or 'the eval.metrics (none given)'}")
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.augment.base import AdaptiveProbability, Augmentation
-from gankit.registry import AT_LEAST_ONE, AUGMENTATIONS, FRACTION, POSITIVE, Range
+from gankit.registry import AT_LEAST_ONE, AUGMENTATIONS, Range
 
 Transform = Literal["color", "translation", "cutout"]
 
@@ -78,6 +78,10 @@ class DiffAugment(Augmentation):
         super().__init__()
         self.policy, self.translation, self.cutout = list(policy), translation, cutout
         self.probability = probability
+
+    @property
+    def stateful(self) -> bool:
+        return self.probability.target is not None
 
     def transform(self, x: Tensor) -> Tensor:
         for name in self.policy:

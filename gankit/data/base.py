@@ -6,7 +6,7 @@ converted per batch on the device to float in [-1, 1], the range of G's tanh out
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import Any, ClassVar, NamedTuple
 
 import torch
 from torch import Tensor
@@ -72,6 +72,7 @@ class InMemoryData:
     labels: Tensor | None = None
     hflip: bool = False
     dequantize: bool = False
+    in_memory: ClassVar[bool] = True  # one tensor on the device (a study can stack its seeds over it)
 
     @property
     def shape(self) -> tuple[int, ...]:

@@ -57,6 +57,7 @@ class StreamingImageData:
     """Images decoded on the fly from ``items`` (a map-style Dataset whose items are uint8 CHW tensors)."""
 
     kind = "image"
+    in_memory = False  # decoded per batch: a study cannot stack its seeds over it (compat.stack_blocker)
 
     def __init__(self, items: Dataset, shape: tuple[int, int, int], info: dict[str, Any] | None = None,
                  labels: Tensor | None = None, hflip: bool = False, workers: int | None = None) -> None:

@@ -16,7 +16,7 @@ pairs) and the reference code's scaling (xyfJASON/GANs-Implementations scripts/t
 terms averaged (the paper sums them), means over the batch, and nn.MSELoss's mean over z's coordinates with
 lambda_rec = 1. docs/veegan.md lists every difference.
 
-The term pairs D's samples with codes (``Term.pair_codes``): the trainer calls D(x, y, code), so
+The term pairs D's samples with codes and gives them to D as its extra input ``code`` (``Term.d_inputs``), so
 model.discriminator must be a joint model (``joint_mlp``) and model.networks must hold the reconstructor
 (``encoder_mlp``).
 """
@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from gankit.errors import ConfigError
 from gankit.losses import AdversarialLoss
-from gankit.objective import NetworkNeed, PairCodes, StepContext, Term
+from gankit.objective import DInputs, NetworkNeed, PairCodes, StepContext, Term
 from gankit.registry import LOSSES, NON_NEGATIVE, TERMS
 
 
@@ -56,7 +56,7 @@ def veegan_loss() -> AdversarialLoss:
 class Reconstruction(Term):
     """VEEGAN's reconstruction term and codes: z with each generated sample, F(x) + noise with each real one."""
 
-    pairs_codes = True
+    adds_d_inputs = True
 
     def __init__(self, weight: float, reconstructor: str, noise_std: float, distance: str) -> None:
         super().__init__(weight, d_weight=0.0)  # D's objective has no reconstruction term
@@ -90,6 +90,12 @@ class Reconstruction(Term):
         if self.noise_std > 0:
             rec = rec + self.noise_std * torch.randn_like(rec)
         return PairCodes(z, rec)
+
+    def d_inputs(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
+                 autocast: Callable[[], ContextManager]) -> DInputs:
+        """D(x, y, code=...): z with each generated sample, F(x) + noise with each real one."""
+        codes = self.pair_codes(z, real, networks, autocast)
+        return DInputs({"code": codes.fake}, None if codes.real is None else {"code": codes.real})
 
     def g_term(self, ctx: StepContext) -> Tensor:
         with ctx.autocast():

@@ -12,7 +12,7 @@ own run's, so the weights agree to float tolerance (different batch shapes round
 that draw random numbers inside D's step (gp, dragan, noise; VEEGAN's noise on F(x)) draw them from one stream
 for all seeds: the same
 distribution as separate runs, not the same numbers. Stateful regularizers (rlc) and streaming image folders
-cannot be stacked; ``stackable`` says why, and the study then trains those seeds one after another.
+cannot be stacked; ``compat.stack_blocker`` says why, and the study then trains those seeds one after another.
 """
 from __future__ import annotations
 
@@ -40,37 +40,11 @@ from gankit.optim import EMA
 from gankit.run import RunDir, dump_config
 from gankit.study.stack import RngStates, SeedData, SeedPrior, SeedStack
 from gankit.tracking import LossTracker
-from gankit.train import Trainer, check_codes, check_eval_config
-
-# Regularizers whose D-step randomness is drawn per call (not per seed): fine to stack, not bit-equal.
-RANDOM_REGULARIZERS = ("gp", "dragan", "noise")
-UNSTACKABLE_REGULARIZERS = {"rlc": "its moving-average anchors are shared state"}
-
+from gankit.compat import stack_blocker
+from gankit.train import Trainer, check_eval_config
 
 def with_seed(cfg: Config, seed: int) -> Config:
     return dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, seed=seed))
-
-
-def stackable(cfg: Config, exp: Experiment) -> str | None:
-    """None when the seeds of this config can train as one batched model, else the reason they cannot."""
-    for spec in cfg.regularizers:
-        if spec["name"] in UNSTACKABLE_REGULARIZERS:
-            return f"regularizer {spec['name']}: {UNSTACKABLE_REGULARIZERS[spec['name']]}"
-    if not hasattr(exp.data, "x"):
-        return "streaming image data (an image folder too large to hold in memory)"
-    if cfg.train.compile:
-        return "train.compile"
-    if exp.objective.loss.batch_coupled:
-        return f"loss {cfg.loss['name']}: it compares each sample with batch means, which would mix the seeds"
-    for i, aug in enumerate(exp.augmentations):
-        probability = getattr(aug, "probability", None)
-        if probability is not None and probability.target is not None:
-            return f"augment.{i}: its adaptive p is shared state"
-    for name, net in exp.networks.items():
-        if any(type(m).__name__ == "_SpectralNorm" for m in net.modules()):
-            # torch's power iteration updates its vectors with out= ops, which vmap cannot batch.
-            return f"spectral norm in the {name}"
-    return None
 
 
 class SeedwiseLoss(AdversarialLoss):
@@ -159,7 +133,7 @@ class StackedTrainer(Trainer):
         """Train to train.steps; at each snapshot step call ``on_snapshot(step, per-seed metrics)``. Returns each
         seed's final evaluation (as `gankit train` prints it). Each seed's losses go to its own metrics.jsonl every
         train.log_every steps; eval.every and train.checkpoint_every act on every seed."""
-        t, e = self.cfg.train, self.cfg.eval
+        t = self.cfg.train
         snapshot_steps = set(t.snapshot_steps) | {t.steps}
         for net in self.exp.networks.values():
             net.train()
@@ -259,7 +233,6 @@ def train_seeds(cfg: Config, seeds: list[int], out: Path, on_snapshot: Any = Non
         cfg_s = with_seed(cfg, seed)
         exp = Experiment(cfg_s)  # seeds torch's RNG and builds the seed's weights, as `gankit train` does
         states.append(RngStates.current(exp.device))
-        check_codes(exp)
         check_eval_config(exp)
         run = RunDir(out / f"seed_{seed}")
         if run.holds_run():
@@ -270,7 +243,7 @@ def train_seeds(cfg: Config, seeds: list[int], out: Path, on_snapshot: Any = Non
         dump_config(run.config, cfg_s)
         views.append(Trainer(exp, run))
     rngs = RngStates(states, views[0].exp.device)
-    reason = stackable(cfg, views[0].exp)
+    reason = stack_blocker(views[0].exp)
     if reason is None:
         trainer = StackedTrainer(stack_experiments([v.exp for v in views], rngs), views, rngs)
         results = trainer.train_all(on_snapshot)

@@ -61,14 +61,20 @@ class SeedStack(nn.Module):
         self._base.train(mode)
         return self
 
-    def forward(self, *inputs: Tensor | None) -> Any:
-        """Every input (samples, labels, VEEGAN's codes...) is a batch of S * B rows or None."""
+    def forward(self, *inputs: Tensor | None, **named: Tensor | None) -> Any:
+        """Every input (samples, labels, a term's extra inputs such as VEEGAN's codes) is a batch of S * B rows or
+        None."""
         s = self.n_seeds
-        grouped = [t.reshape(s, t.shape[0] // s, *t.shape[1:]) if t is not None else None for t in inputs]
+        keys = list(named)
+        everything = [*inputs, *(named[k] for k in keys)]
+        grouped = [t.reshape(s, t.shape[0] // s, *t.shape[1:]) if t is not None else None for t in everything]
         params, buffers = self._tensors()
+        n_positional = len(inputs)
 
         def one(p: dict[str, Tensor], b: dict[str, Tensor], *args: Tensor | None) -> Any:
-            return functional_call(self._base, (p, b), args)
+            # vmap maps positional arguments only: keyword inputs travel positionally and are named again here
+            kwargs = dict(zip(keys, args[n_positional:]))
+            return functional_call(self._base, (p, b), args[:n_positional], kwargs)
 
         in_dims = (0, 0, *[0 if t is not None else None for t in grouped])
         out = vmap(one, in_dims=in_dims, randomness="different")(params, buffers, *grouped)

@@ -1,0 +1,143 @@
+"""Every rule about combining features, in one place, fed by what the components declare.
+
+The components say what they are (a loss ``needs_real_in_g`` or is ``batch_coupled``; a regularizer
+``uses_input_gradient`` or is ``stateful``; an augmentation ``kinds`` and ``stateful``; a dataset ``in_memory``;
+a D ``code_dim``); the rules below read those declarations, never a component's name. Each rule raises one
+ConfigError naming the keys involved. They run at three moments:
+
+* ``before_models(cfg, n_classes)``: what the config alone decides (classes, packs, codes), before any network
+  is built, so a bad combination costs nothing;
+* ``built(exp)``: what needs the built objects (D's codes and the penalties, augmentations and the data kind,
+  schedules);
+* ``batches(cfg, ranks)``: the global batch of a data-parallel run over ``ranks`` processes (also before a
+  launcher starts any process).
+
+``stack_blocker(exp)`` says why the seeds of a config cannot train as one stacked model (or None).
+"""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from torch import nn
+
+from gankit.errors import ConfigError
+
+if TYPE_CHECKING:
+    from gankit.config import Config
+    from gankit.experiment import Experiment
+
+
+def conditioning(cfg: "Config", n_labels: int) -> int:
+    """The number of classes G and D are conditioned on (0 for an unconditional run), given the data's labels."""
+    if not cfg.model.conditional:
+        return 0
+    if n_labels < 1:
+        hint = " (set data.labels: true to take classes from subfolders)" if cfg.data["name"] == "image_folder" else ""
+        raise ConfigError(f"model.conditional is true but data '{cfg.data['name']}' has no class labels{hint}")
+    if n_labels < 2:
+        raise ConfigError(f"model.conditional is true but data '{cfg.data['name']}' has a single class")
+    return n_labels
+
+
+def before_models(cfg: "Config", n_classes: int) -> None:
+    m = cfg.model
+    codes = bool(m.codes.categorical or m.codes.continuous)
+    if m.pack > 1 and n_classes:
+        raise ConfigError("model.pack > 1 does not combine with model.conditional: true (a pack has one score)")
+    if codes and n_classes:
+        raise ConfigError("model.codes does not combine with model.conditional: true (give G either class labels "
+                          "or InfoGAN codes)")
+    if codes and m.pack > 1:
+        raise ConfigError("model.codes does not combine with model.pack > 1 (Q reads one sample, a pack has many)")
+    if m.discriminator.get("q_head", False) and not codes:
+        raise ConfigError("model.discriminator.q_head is true but the run has no codes; set "
+                          "model.codes.categorical and/or model.codes.continuous")
+    batches(cfg, 1)
+
+
+def batches(cfg: "Config", ranks: int) -> None:
+    """train.batch_size (and g_batch_size) is the global batch: it must split evenly over the ``ranks``
+    processes, into whole packs (D judges whole packs)."""
+    t, pack = cfg.train, cfg.model.pack
+    for key, value in (("train.batch_size", t.batch_size), ("train.g_batch_size", t.g_batch_size)):
+        if value is None:
+            continue
+        if value % ranks:
+            raise ConfigError(f"{key} ({value}) must be a multiple of the {ranks} processes: it is the global batch, "
+                              "and each process draws an equal share")
+        if ranks == 1 and value % pack:
+            raise ConfigError(f"{key} ({value}) must be a multiple of model.pack ({pack}): D judges whole packs")
+        if (value // ranks) % pack:
+            raise ConfigError(f"{key} ({value}) over {ranks} processes gives {value // ranks} samples each, not a "
+                              f"multiple of model.pack ({pack})")
+
+
+def built(exp: "Experiment") -> None:
+    cfg = exp.cfg
+    if exp.n_classes and not getattr(exp.generator, "uses_labels", False):
+        raise ConfigError("model.conditional is true but model.generator ignores the labels; give it a "
+                          "condition (e.g. condition: concat or cbn)")
+    _codes(exp)
+    for i, (spec, aug) in enumerate(zip(cfg.augment, exp.augmentations)):
+        if exp.data.kind not in aug.kinds:
+            raise ConfigError(f"augment.{i} ({spec['name']}) applies to {' or '.join(aug.kinds)} data, not to "
+                              f"{exp.data.kind} data")
+    _schedules(exp)
+
+
+def _codes(exp: "Experiment") -> None:
+    """A discriminator that scores (code, sample) pairs needs a term that gives the codes, and the gradient
+    penalties, which differentiate D(x) of the sample alone, do not apply to it."""
+    takes_codes = getattr(exp.discriminator, "code_dim", None) is not None
+    coder = exp.objective.input_term
+    if takes_codes and coder is None:
+        raise ConfigError(f"model.discriminator ({exp.cfg.model.discriminator['name']}) scores (code, sample) pairs "
+                          "and needs a term that gives the codes, e.g. terms: [{name: veegan}]")
+    if coder is None:
+        return
+    for i, (name, reg) in enumerate(zip(exp.regularizer_names, exp.regularizers)):
+        if reg.uses_input_gradient:
+            raise ConfigError(f"regularizers.{i} ({name}) differentiates D of a sample alone, but D scores (code, "
+                              "sample) pairs here; use clip or rlc, or no regularizer")
+
+
+def _schedules(exp: "Experiment") -> None:
+    cfg = exp.cfg
+    seen: set[str] = set()
+    for i, schedule in enumerate(exp.schedules.schedules):
+        where, key = f"schedules.{i}", schedule.key
+        if key.endswith(".lr") and cfg.optim.lr_decay != "none":
+            raise ConfigError(f"{where} sets {key}, but optim.lr_decay ({cfg.optim.lr_decay}) decays it too; set "
+                              "optim.lr_decay: none")
+        if key in seen:
+            raise ConfigError(f"{where}: {key} already has a schedule")
+        seen.add(key)
+        if key.startswith("augment.") and exp.augmentations[int(key.split(".")[1])].stateful:
+            raise ConfigError(f"{where} sets {key}, but that augmentation adapts p (target is set); use one or the "
+                              "other")
+
+
+def has_spectral_norm(net: nn.Module) -> bool:
+    return any(type(m).__name__ == "_SpectralNorm" for m in net.modules())
+
+
+def stack_blocker(exp: "Experiment") -> str | None:
+    """None when the seeds of this config can train as one stacked model, else the reason they cannot."""
+    cfg = exp.cfg
+    for spec, reg in zip(cfg.regularizers, exp.regularizers):
+        if reg.stateful:
+            return f"regularizer {spec['name']}: its state (e.g. moving-average anchors) is shared by the seeds"
+    if not exp.data.in_memory:
+        return "streaming image data (an image folder too large to hold in memory)"
+    if cfg.train.compile:
+        return "train.compile"
+    if exp.objective.loss.batch_coupled:
+        return f"loss {cfg.loss['name']}: it compares each sample with batch means, which would mix the seeds"
+    for i, aug in enumerate(exp.augmentations):
+        if aug.stateful:
+            return f"augment.{i}: its adaptive p is shared state"
+    for name, net in exp.networks.items():
+        if has_spectral_norm(net):
+            # torch's power iteration updates its vectors with out= ops, which vmap cannot batch.
+            return f"spectral norm in the {name}"
+    return None
