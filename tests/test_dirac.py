@@ -16,7 +16,7 @@ from gankit.dirac import lab
 from gankit.dirac.command import add_arguments, run
 from gankit.dirac.lab import Method, jacobians, run_grid, run_method
 from gankit.errors import GankitError
-from gankit.regularizers import InstanceNoise
+from gankit.augment.noise import InstanceNoise
 
 ROOT = Path(__file__).resolve().parents[1]
 FP, FPP = 0.5, -0.25  # f(t) = -log(1 + exp(-t)): f'(0) = 1/2, f''(0) = -1/4
@@ -167,15 +167,15 @@ def test_gradient_penalties_are_flagged_not_differentiable(grid):
     assert grid[("gan", "r1", "simultaneous")].differentiable
 
 
-def test_instance_noise_goes_through_perturb_on_real_and_fake(monkeypatch):
+def test_instance_noise_goes_through_the_augmentation_on_real_and_fake(monkeypatch):
     seen = []
-    original = InstanceNoise.perturb
+    original = InstanceNoise.forward
 
     def spy(self, x, step):
         seen.append(x.detach().clone())
         return original(self, x, step)
 
-    monkeypatch.setattr(InstanceNoise, "perturb", spy)
+    monkeypatch.setattr(InstanceNoise, "forward", spy)
     run_method("gan", "noise", mode="alternating", steps=1, start=(0.75, 1.0), noise_samples=8)
     # alternating: one G evaluation and one D evaluation, each perturbing the real and the generated batch
     assert len(seen) == 4
