@@ -81,7 +81,7 @@ def _sample(args: argparse.Namespace) -> int:
     _one_process("sample")
 
     if args.traversal is not None:
-        from gankit.methods.infogan import write_traversal
+        from gankit.traversal import write_traversal
 
         if args.class_index is not None or args.per_class:
             raise GankitError("give --traversal or --class/--per-class, not both (a traversal has one row per value "

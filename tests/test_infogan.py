@@ -15,7 +15,8 @@ import torch
 from gankit import config
 from gankit.cli import main
 from gankit.losses import NonSaturatingLoss
-from gankit.methods.infogan import MutualInformation, traversal_latents
+from gankit.methods.infogan import MutualInformation
+from gankit.traversal import traversal_latents
 from gankit.metrics.infogan import best_matching, matched_accuracy
 from gankit.models.conditional import DOutput
 from gankit.objective import Objective, StepContext
