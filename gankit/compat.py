@@ -117,6 +117,28 @@ def _schedules(exp: "Experiment") -> None:
                               "other")
 
 
+def lazy_interval(exp: "Experiment") -> int | None:
+    """train.lazy_regularization: separate runs D's lazy penalties (every k > 1) in a D step of their own: they must
+    share one k (the optimiser's lr and betas are scaled by k/(k+1)) and evaluate D themselves (an input-gradient
+    penalty; one that reads the main step's outputs, such as rlc, cannot run after that step). Returns k, or None
+    when no separate phase runs."""
+    if exp.cfg.train.lazy_regularization != "separate":
+        return None
+    lazy = [(i, spec, reg) for i, (spec, reg) in enumerate(zip(exp.cfg.regularizers, exp.regularizers))
+            if reg.every > 1]
+    for i, spec, reg in lazy:
+        if not reg.uses_input_gradient:
+            raise ConfigError(f"regularizers.{i} ({spec['name']}) reads the main D step's outputs and cannot run in a "
+                              "separate lazy step; use every: 1 or train.lazy_regularization: joint")
+    intervals = sorted({reg.every for _, _, reg in lazy})
+    if len(intervals) > 1:
+        raise ConfigError(f"train.lazy_regularization: separate needs one interval for every lazy regularizer, got "
+                          f"every: {', '.join(map(str, intervals))}")
+    if not intervals:
+        raise ConfigError("train.lazy_regularization is separate but no regularizer is lazy (every > 1)")
+    return intervals[0]
+
+
 def has_spectral_norm(net: nn.Module) -> bool:
     return any(type(m).__name__ == "_SpectralNorm" for m in net.modules())
 

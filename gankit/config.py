@@ -110,6 +110,9 @@ class TrainConfig:
     log_every: int = 50  # read the on-device loss sums every N G steps
     checkpoint_every: int = 500
     snapshot_steps: list[int] = field(default_factory=lambda: [200, 400, 600, 800])  # plus the last step
+    # Lazy regularizers (every: k > 1): joint = the penalty joins D's loss on its due steps (times k); separate = a D
+    # step of its own on those steps, with D's lr and Adam betas scaled by k/(k+1) as stylegan2-ada's Dreg phase.
+    lazy_regularization: Literal["joint", "separate"] = "joint"
     sample_every: int = 0  # also snapshot every N G steps (0: only at snapshot_steps); image runs: a grid PNG
     channels_last: bool = True  # NHWC memory format for image models (faster convolutions); ignored for 2-D data
     compile: bool = False  # torch.compile the forward passes (penalties keep the eager D: no double backward)

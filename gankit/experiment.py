@@ -170,6 +170,9 @@ class Experiment:
         if extra_optims:
             raise ConfigError(f"optim.networks.{extra_optims[0]} names no extra network of model.networks (G's and "
                               "D's optimisers are optim.generator and optim.discriminator)")
+        # Separate lazy-regularization steps take (k + 1) D steps per k: D's lr and betas shrink by k / (k + 1).
+        lazy = compat.lazy_interval(self)
+        self.optim_ratio = {"discriminator": lazy / (lazy + 1)} if lazy else {}
         self.optimizers: dict[str, torch.optim.Optimizer] = {}
         for name, net in self.networks.items():
             self.optimizers[name] = self.build_optimizer(name, net.parameters())
@@ -209,6 +212,11 @@ class Experiment:
             spec, where = optim.networks[name], f"optim.networks.{name}"
         else:
             spec, where = getattr(optim, self.players[name]), f"optim.{self.players[name]}"
+        ratio = self.optim_ratio.get(name, 1.0)
+        if ratio != 1.0:  # stylegan2-ada's lazy regularization: lr * ratio, beta ** ratio (training_loop.py)
+            spec = {**spec, "lr": spec["lr"] * ratio}
+            if "betas" in spec:
+                spec["betas"] = [b ** ratio for b in spec["betas"]]
         return OPTIMIZERS.build(spec, where, params)
 
     def build_schedulers(self) -> dict[str, Any]:

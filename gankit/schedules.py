@@ -86,19 +86,23 @@ def setter(exp: Any, key: str, where: str) -> Setter:
         optimizer = exp.optimizers[name]
         # param_groups is looked up at each call: load_state_dict (a resume) replaces the list and its dicts.
         if parts[2] == "lr":
+            ratio = exp.optim_ratio.get(name, 1.0)  # a separate lazy-regularization phase scales D's lr
+
             def set_lr(v: float) -> None:
                 for g in optimizer.param_groups:
-                    g["lr"] = v
+                    g["lr"] = v * ratio
 
             return set_lr
         index = int(parts[3])
         if "betas" not in optimizer.param_groups[0]:
             raise ConfigError(f"{where}.key '{key}': the optimizer of '{name}' has no betas")
 
+        beta_ratio = exp.optim_ratio.get(name, 1.0)
+
         def set_beta(v: float) -> None:
             for g in optimizer.param_groups:
                 betas = list(g["betas"])
-                betas[index] = v
+                betas[index] = v ** beta_ratio
                 g["betas"] = tuple(betas)
 
         return set_beta

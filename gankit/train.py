@@ -25,7 +25,7 @@ from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
 from gankit.objective import DInputs, StepContext
-from gankit.regularizers import DStepContext
+from gankit.regularizers import DStepContext, Regularizer
 from gankit.run import RunDir, dump_config, save_checkpoint
 from gankit.tracking import LossTracker
 from gankit import viz
@@ -154,16 +154,32 @@ class Trainer:
                           exp.autocast, inputs, phase="D", d_index=d_index)
         total, terms = exp.objective.d_loss(ctx)
         pctx = DStepContext(self._critic, real, fake, ctx.real_out.logit, ctx.fake_out.logit, real_y, fake_y)
-        for name, reg in zip(exp.regularizer_names, exp.regularizers):
-            if reg.weight > 0 and reg.is_due(d_index):
-                penalty = reg.penalty(pctx)
-                if penalty is not None:
-                    total = total + (reg.weight * reg.every) * penalty
-                    terms[name] = penalty.detach()
+        # Lazy penalties due now: in D's main step (joint), or in a step of their own right after it (separate).
+        separate = exp.optim_ratio.get("discriminator", 1.0) != 1.0
+        due = [(name, reg) for name, reg in zip(exp.regularizer_names, exp.regularizers)
+               if reg.weight > 0 and reg.is_due(d_index)]
+        total = self._add_penalties(total, terms, pctx, [(n, r) for n, r in due if not (separate and r.every > 1)])
         self._step("discriminator", total)
         for reg in exp.regularizers:
             reg.after_d_step(exp.discriminator)
+        lazy = [(n, r) for n, r in due if separate and r.every > 1]
+        if lazy:  # stylegan2-ada's Dreg phase: the penalties alone, at D's updated weights
+            self._step("discriminator", self._add_penalties(None, terms, pctx, lazy))
+            for reg in exp.regularizers:
+                reg.after_d_step(exp.discriminator)
         return terms
+
+    @staticmethod
+    def _add_penalties(total: Tensor | None, terms: dict[str, Tensor], pctx: DStepContext,
+                       regs: list[tuple[str, Regularizer]]) -> Tensor | None:
+        """total + sum weight * every * penalty over ``regs`` (lazy regularization keeps the average strength)."""
+        for name, reg in regs:
+            penalty = reg.penalty(pctx)
+            if penalty is not None:
+                weighted = (reg.weight * reg.every) * penalty
+                total = weighted if total is None else total + weighted
+                terms[name] = penalty.detach()
+        return total
 
     def g_step(self) -> dict[str, Tensor]:
         """G's phase: one G step. A loss that compares with real data (RpGAN, RaGAN) gets D's outputs on a real

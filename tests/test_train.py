@@ -113,6 +113,43 @@ def test_lazy_regularizer_runs_every_k_d_steps_with_weight_times_k(tmp_path, mon
     assert due == [True, False, False, True, False, False, True] and len(seen) == 3
 
 
+def test_separate_lazy_regularization_is_a_step_of_its_own_with_scaled_lr_and_betas(tmp_path):
+    """stylegan2-ada's Dreg phase: on due steps D takes a second optimiser step on the penalty alone, and D's lr and
+    Adam betas are scaled by k / (k + 1)."""
+    trainer = start(tmp_path, "train.steps=1", "train.lazy_regularization=separate",
+                    "regularizers=[{name: r1, weight: 2.0, every: 4}, {name: r2, weight: 1.0, every: 4}]",
+                    "optim.discriminator={name: adam, lr: 0.001, betas: [0.5, 0.9]}")
+    group = trainer.exp.opt_d.param_groups[0]
+    assert group["lr"] == pytest.approx(0.001 * 4 / 5)
+    assert group["betas"] == pytest.approx((0.5 ** 0.8, 0.9 ** 0.8))
+    assert trainer.exp.opt_g.param_groups[0]["lr"] == pytest.approx(0.001)  # G has no lazy phase
+    steps = []
+    original = trainer._step
+
+    def spy(player, loss):
+        steps.append((player, loss.requires_grad))
+        return original(player, loss)
+
+    trainer._step = spy
+    terms = [trainer.d_step(i) for i in range(8)]
+    assert len(steps) == 8 + 2  # a penalty step after D steps 0 and 4
+    assert [("r1" in t, "r2" in t) for t in terms] == [(True, True)] + [(False, False)] * 3 + [(True, True)] + \
+        [(False, False)] * 3
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    (["regularizers=[{name: rlc, every: 2}]"], "cannot run in a separate lazy step"),
+    (["regularizers=[{name: r1, every: 2}, {name: r2, every: 4}]"], "one interval"),
+    (["regularizers=[{name: r1}]"], "no regularizer is lazy"),
+    (["train.lazy_regularization=sometimes"], "train.lazy_regularization"),
+])
+def test_separate_lazy_regularization_errors(tmp_path, overrides, needle):
+    from gankit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        start(tmp_path, "train.lazy_regularization=separate", *overrides)
+
+
 def test_ema_follows_the_formula(tmp_path):
     trainer = start(tmp_path, "train.ema.enabled=true", "train.ema.decay=0.75")
     ema = trainer.exp.ema
