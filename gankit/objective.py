@@ -69,6 +69,7 @@ class StepContext:
     d_inputs: DInputs | None = None  # D's extra inputs with real_out/fake_out (None: D saw the samples alone)
     phase: Literal["D", "G"] = "D"
     d_index: int | None = None
+    n_critic: int = 1  # D steps per G step: the last D step of a G step has (d_index + 1) % n_critic == 0
 
 
 class Term(nn.Module):

@@ -151,7 +151,7 @@ class Trainer:
         for aug in exp.augmentations:
             aug.observe(real_out.logit)
         ctx = StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y, real_out.float(),
-                          exp.autocast, inputs, phase="D", d_index=d_index)
+                          exp.autocast, inputs, phase="D", d_index=d_index, n_critic=self.n_critic)
         total, terms = exp.objective.d_loss(ctx)
         pctx = DStepContext(self._critic, real, fake, ctx.real_out.logit, ctx.fake_out.logit, real_y, fake_y)
         # Lazy penalties due now: in D's main step (joint), or in a step of their own right after it (separate).

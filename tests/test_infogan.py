@@ -328,3 +328,13 @@ MNIST_SHORT = ["train.progress=false", "train.tensorboard=false", "train.steps=3
                "train.batch_size=64", "model.generator.width=16", "model.discriminator.width=16",
                "model.generator.batch_norm=false", "model.discriminator.batch_norm=false",
                "model.discriminator.q_hidden=32", "eval.n_samples=1000", "data.limit=20000", "train.device=cpu"]
+
+
+def test_d_every_null_is_once_per_g_step_whatever_n_critic_is():
+    z, q, *_ = _hand_made()
+    term = _term(d_every=None)
+    for n_critic in (1, 3, 5):
+        due = [term.d_term(StepContext(fake=torch.zeros(2, 1), fake_y=None, fake_out=DOutput(torch.zeros(2), {"q": q}),
+                                       z=z, networks={}, d_index=i, n_critic=n_critic)) is not None
+               for i in range(2 * n_critic)]
+        assert due == ([False] * (n_critic - 1) + [True]) * 2

@@ -21,8 +21,8 @@ maximises the variational lower bound on I(c; G(z, c)).
 * D minimises ``d_weight * value`` on the samples of its step: this trains Q's head and, with ``train_trunk:
   true`` (the paper and the reference), D's trunk; with ``train_trunk: false`` Q reads D's features detached, so
   the term in D's step reaches the Q head only;
-* ``d_every: k`` computes D's part on one D step in k (the k-th, 2k-th, ... D step of the run): with
-  ``d_every = train.n_critic`` Q learns once per G step, as in the reference, whose separate "Q step" follows
+* ``d_every: k`` computes D's part on one D step in k (the k-th, 2k-th, ... D step of the run, by the trainer's
+  D-step index in the context); ``d_every: null`` means once per G step (k = train.n_critic): Q learns once per G step, as in the reference, whose separate "Q step" follows
   each G step (see docs/infogan.md for what else differs from a separate step).
 """
 from __future__ import annotations
@@ -65,7 +65,7 @@ def continuous_loss(mu: Tensor, c: Tensor, kind: str, sigma: float) -> Tensor:
 
 class MutualInformation(Term):
     def __init__(self, weight: float, d_weight: float | None, categorical_weight: float, continuous_weight: float,
-                 continuous: str, sigma: float, train_trunk: bool, d_every: int) -> None:
+                 continuous: str, sigma: float, train_trunk: bool, d_every: int | None) -> None:
         super().__init__(weight, d_weight)
         self.categorical_weight, self.continuous_weight = categorical_weight, continuous_weight
         self.continuous, self.sigma, self.train_trunk, self.d_every = continuous, sigma, train_trunk, d_every
@@ -90,8 +90,10 @@ class MutualInformation(Term):
         return total
 
     def d_term(self, ctx: StepContext) -> Tensor | None:
-        # The d_every-th, 2 d_every-th, ... D step of the run (d_index counts from 0).
-        if ctx.d_index is not None and (ctx.d_index + 1) % self.d_every:
+        # The d_every-th, 2 d_every-th, ... D step of the run (d_index counts from 0); d_every null: the last D step
+        # of each G step, i.e. every n_critic-th.
+        every = self.d_every or ctx.n_critic
+        if ctx.d_index is not None and (ctx.d_index + 1) % every:
             return None
         if self.train_trunk:
             q = ctx.fake_out.heads["q"]
@@ -121,12 +123,13 @@ def infogan(*, weight: Annotated[float, NON_NEGATIVE] = 1.0, d_weight: Annotated
             categorical_weight: Annotated[float, NON_NEGATIVE] = 1.0,
             continuous_weight: Annotated[float, NON_NEGATIVE] = 1.0,
             continuous_loss: Literal["nll", "mse"] = "nll", sigma: Annotated[float, POSITIVE] = 1.0,
-            train_trunk: bool = True, d_every: Annotated[int, AT_LEAST_ONE] = 1) -> Term:
+            train_trunk: bool = True, d_every: Annotated[int, AT_LEAST_ONE] | None = 1) -> Term:
     """weight: of the term in G's loss, and in D's unless d_weight is given (lambda of the paper).
     categorical_weight, continuous_weight: lambda of the categorical and of the continuous codes, inside the term.
     continuous_loss: nll = Gaussian negative log-likelihood with fixed std sigma, summed over the codes; mse = mean
         squared error over batch and codes (the reference's nn.MSELoss).
     train_trunk: the term in D's step trains D's trunk too (true: paper and reference); false: the Q head only.
-    d_every: D's part on one D step in d_every (= train.n_critic: once per G step, as the reference's Q step)."""
+    d_every: D's part on one D step in d_every; null: once per G step (on its last D step, whatever
+        train.n_critic is), as the reference's Q step."""
     return MutualInformation(weight, d_weight, categorical_weight, continuous_weight, continuous_loss, sigma,
                              train_trunk, d_every)
