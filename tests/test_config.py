@@ -55,7 +55,7 @@ def test_resolved_config_round_trips(tmp_path):
     (["optim.generator.lr=-1e-4"], "optim.generator.lr must be > 0"),
     (["optim.discriminator.betas=[0.5]"], "optim.discriminator.betas"),
     (["optim.generator.name=adamw"], "unknown optimizer 'adamw' at optim.generator.name; choose one of: adam, rmsprop, sgd"),
-    (["loss=nope"], "unknown loss 'nope' at loss.name; choose one of: gan, hinge, lsgan, ns, veegan, wgan"),
+    (["loss=nope"], "unknown loss 'nope' at loss.name; choose one of: "),  # the names: test_losses
     (["regularizers=[{name: r3}]"], "unknown regularizer 'r3' at regularizers.0.name; choose one of:"),
     (["regularizers=r1"], "regularizers must be a list"),
     (["model.generator.name=resnet"], "unknown model 'resnet' at model.generator.name; choose one of: "),

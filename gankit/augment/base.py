@@ -15,14 +15,18 @@ class Augmentation(nn.Module):
     random: bool = True
     #: The data kinds it applies to ("image", "toy").
     kinds: tuple[str, ...] = ("image", "toy")
-    #: The probability p with which it is applied per sample, when it has one (a schedule may set p).
-    probability: "AdaptiveProbability | None" = None
 
     @property
     def stateful(self) -> bool:
         """State that adapts during training (a study cannot share it between stacked seeds, and a schedule may
         not set what it adapts)."""
         return False
+
+    def __init__(self) -> None:
+        super().__init__()
+        # The probability p with which it is applied per sample, when it has one (a schedule may set p). An instance
+        # attribute, not a class one: nn.Module would never find a submodule assigned later behind a class attribute.
+        self.probability: AdaptiveProbability | None = None
 
     def forward(self, x: Tensor, step: int) -> Tensor:
         raise NotImplementedError
