@@ -45,7 +45,7 @@ def sample(exp: Experiment, n: int, seed: int = 0, batch_size: int = 4096, class
 
 def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0, metrics: str | list[str] | None = None,
                  split: str | None = None, inception_weights: str | None = None, best: bool = False,
-                 batch_size: int = 250, extractor: str | None = None) -> dict[str, Any]:
+                 batch_size: int = 250, extractor: str | None = None, protocol: str | None = None) -> dict[str, Any]:
     """Evaluate a run's last (or best) checkpoint on n samples; metrics default to the config's eval.metrics."""
     exp, step = load_trained(run_dir, checkpoint="best" if best else "last")
     n = exp.cfg.eval.n_samples if n is None else n
@@ -56,7 +56,7 @@ def evaluate_run(run_dir: Path, n: int | None = None, seed: int = 0, metrics: st
     names = exp.cfg.eval.metrics if metrics is None else metrics
     result = evaluate(exp, step, n, seed=seed, metrics=names, split=split,
                       inception_weights=inception_weights or exp.cfg.eval.inception_weights, extractor=extractor,
-                      batch_size=batch_size)
+                      batch_size=batch_size, resize_protocol=protocol)
     return {"run": str(run_dir), "checkpoint": "best" if best else "last", **result}
 
 

@@ -99,7 +99,7 @@ def _eval(args: argparse.Namespace) -> int:
     from gankit.api import evaluate_run
 
     result = evaluate_run(args.run_dir, args.n, args.seed, args.metrics, args.ref, args.inception_weights,
-                          args.best, args.batch_size, args.extractor)
+                          args.best, args.batch_size, args.extractor, args.protocol)
     if distributed.is_main():  # under a launcher the ranks shared the work; rank 0 reports
         print(json.dumps(result))
     return 0
@@ -124,12 +124,18 @@ def _list(args: argparse.Namespace) -> int:
     from gankit.config import shipped_configs
     from gankit.registry import ALL, load_builtins
 
+    from gankit.metrics import load_metrics
+
     load_builtins()
-    width = max(len(name) for registry in ALL.values() for name in registry.names())
+    metrics = load_metrics()
+    width = max(len(name) for name in [*metrics, *(n for registry in ALL.values() for n in registry.names())])
     for kind, registry in ALL.items():
         print(f"{kind}:")
         for name in registry.names():
             print(f"  {name:<{width}} {registry.describe(name)}")
+    print("metrics:")
+    for name, metric in metrics.items():
+        print(f"  {name:<{width}} {metric.help}")
     print("configs:")
     for name in shipped_configs():
         print(f"  {name}")
@@ -177,8 +183,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("run_dir", type=Path)
     p.add_argument("-n", type=int, default=None, help="number of samples (default: the config's eval.n_samples)")
     p.add_argument("--metrics", default=None, metavar="LIST",
-                   help="image metrics, comma-separated: fid,is,kid,prc,cfd,cs,classes; conditional runs also "
-                        "intra_fid,intra_cfd,cacc (default: eval.metrics)")
+                   help="image metrics, comma-separated (`gankit list` shows them all): e.g. fid,kid,prc,"
+                        "density_coverage; conditional runs also intra_fid,intra_cfd,cacc (default: eval.metrics)")
+    p.add_argument("--protocol", choices=("legacy", "clean"), default=None,
+                   help="resize protocol of the Inception metrics: legacy (torch-fidelity's) or clean (Parmar et "
+                        "al. 2022) (default: eval.protocol)")
     p.add_argument("--ref", default=None, metavar="SPLIT", help="reference split (default: the run's data split)")
     p.add_argument("--inception-weights", default=None, metavar="FILE",
                    help="local Inception-v3 weights (else $GANKIT_INCEPTION_WEIGHTS, else torch hub's cache)")

@@ -134,6 +134,9 @@ class EvalConfig:
     split: str | None = None  # reference split of the image metrics (default: the data's own split)
     inception_weights: str | None = None  # a local Inception-v3 weights file (else $GANKIT_INCEPTION_WEIGHTS)
     extractor: str = "inception-v3-compat"  # feature extractor of fid/is/kid/prc ("random-test" in the tests)
+    # resize of the Inception metrics' inputs: legacy (torch-fidelity's, comparable with the references' numbers)
+    # or clean (Parmar et al. 2022: PIL bicubic, antialiased); recorded in every number's protocol
+    protocol: Literal["legacy", "clean"] = "legacy"
 
 
 @dataclass

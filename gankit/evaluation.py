@@ -13,7 +13,6 @@ from gankit import distributed
 from gankit.data.base import Batch
 from gankit.errors import GankitError
 from gankit.experiment import Experiment
-from gankit.metrics.compute import CONDITIONAL_METRICS
 from gankit.metrics.toy import toy_metrics
 
 # Toy metrics that a `best` checkpoint can follow, with their direction (True: higher is better).
@@ -89,49 +88,38 @@ def generate_from(exp: Experiment, z: Tensor, y: Tensor | None) -> Tensor:
 
 
 def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
-    """Validate metric names for this run before anything is computed."""
+    """Validate metric names for this run before anything is computed: each registered, each suited to the run
+    (its ``check_run``: conditional, image shape, Q head)."""
     if not names:
         return []
     if exp.data.kind == "toy":
         raise GankitError(f"metrics {', '.join(names)} are for image runs; toy runs report modes, high_quality "
                           "and reverse_kl")
-    from gankit.metrics import parse_names
-    from gankit.metrics.conditional import CONDITIONAL_METRICS
-    from gankit.metrics.infogan import INFOGAN_METRICS, check_infogan_run
+    from gankit.metrics import get_metric, parse_names
 
-    info = [m for m in INFOGAN_METRICS if m in [str(n).strip().lower() for n in names]]
-    rest = [n for n in names if str(n).strip().lower() not in INFOGAN_METRICS]
-    try:
-        names = (parse_names(rest) if rest else []) + info
-    except GankitError as exc:
-        raise GankitError(f"{exc}, {', '.join(INFOGAN_METRICS)}" if str(exc).startswith("unknown metric") else str(exc)
-                          ) from None
-    if info:
-        check_infogan_run(exp)
-    per_class = [m for m in names if m in CONDITIONAL_METRICS]
-    if per_class and not exp.conditional:
-        raise GankitError(f"{', '.join(per_class)} are for conditional runs (model.conditional: true)")
-    if "stacked_modes" in names:
-        from gankit.metrics.stacked import check_stacked_shape
-
-        check_stacked_shape(tuple(exp.data.shape), f"this run's '{exp.cfg.data['name']}' images")
+    names = parse_names(names)
+    for name in names:
+        get_metric(name).check_run(exp)
     return names
 
 
 def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list[str] | None = None,
              split: str | None = None, inception_weights: str | None = None, extractor: str | None = None,
-             batch_size: int = 250, n_name: str = "-n") -> dict[str, Any]:
+             batch_size: int = 250, n_name: str = "-n", resize_protocol: str | None = None) -> dict[str, Any]:
     """The run's metrics on n samples, with the protocol: sample count, weights used, checkpoint step, precision.
 
     Toy runs: modes, n_modes, high_quality, reverse_kl. Image runs: per-channel pixel mean and std next to the
     data's, plus each requested metric as {"value": ..., "protocol": {...}} (gankit.metrics.compute_metrics).
     """
+    from gankit.metrics import get_metric
+
     names = check_metric_names(exp, list(metrics or []))
     weights = "ema" if exp.ema is not None else "raw"
-    infogan = "infogan" in names
-    names = [m for m in names if m != "infogan"]
-    per_class = [m for m in names if m in CONDITIONAL_METRICS]
-    names = [m for m in names if m not in CONDITIONAL_METRICS]
+    scope = {name: get_metric(name).scope for name in names}
+    per_class = [m for m in names if scope[m] == "per_class"]
+    of_run = [m for m in names if scope[m] == "run"]
+    names = [m for m in names if scope[m] == "samples"]
+    resize = resize_protocol or exp.cfg.eval.protocol
     result: dict[str, Any] = {"step": step, "weights": weights, "n_samples": n,
                               "precision": str(exp.compute_dtype).removeprefix("torch.")}
     devices = [exp.device] if exp.device.type == "cuda" else []
@@ -159,7 +147,7 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
             result.update(compute_metrics(
                 names, generate, n, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 inception_weights=inception_weights, extractor=extractor or exp.cfg.eval.extractor,
-                protocol={"weights": weights, "step": step}, n_name=n_name))
+                resize_protocol=resize, protocol={"weights": weights, "step": step}, n_name=n_name))
         if per_class:
             from gankit.metrics.conditional import conditional_metrics
 
@@ -167,12 +155,13 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
                 per_class, PerClass(exp, seed + 1), exp.n_classes,
                 n // exp.n_classes, exp.cfg.data, split=split, device=exp.device, batch_size=batch_size,
                 extractor=extractor or exp.cfg.eval.extractor, inception_weights=inception_weights,
-                protocol={"weights": weights, "step": step, "n_generated": n})))
-        if infogan:
-            from gankit.metrics.infogan import infogan_metric
+                protocol={"weights": weights, "step": step, "n_generated": n}, resize_protocol=resize)))
+        if of_run:
+            from gankit.metrics.base import RunRequest
 
-            result["infogan"] = distributed.on_main(lambda: infogan_metric(
-                exp, n, seed=seed + 3, batch_size=batch_size, split=split, protocol={"weights": weights, "step": step}))
+            request = RunRequest(exp, n, seed + 3, batch_size, split, {"weights": weights, "step": step})
+            for name in of_run:
+                result[name] = distributed.on_main(lambda name=name: get_metric(name).compute_run(request))
     return result
 
 
@@ -212,11 +201,9 @@ def best_scalar(results: dict[str, Any], name: str) -> tuple[float, bool]:
     """(the number a `best` checkpoint compares, whether higher is better) for metric ``name``."""
     if name in TOY_BEST:
         return float(results[name]), TOY_BEST[name]
-    if name == "infogan":  # the matched accuracy of the categorical code
-        return float(results[name]["value"]), True
-    from gankit.metrics import HIGHER_IS_BETTER, metric_scalar
+    from gankit.metrics import higher_is_better, metric_scalar
 
-    return metric_scalar(name, results[name]), HIGHER_IS_BETTER[name]
+    return metric_scalar(name, results[name]), higher_is_better(name)
 
 
 def scalars(results: dict[str, Any]) -> dict[str, float]:

@@ -371,10 +371,11 @@ def check_eval_config(exp: Experiment) -> None:
     except GankitError as exc:
         raise ConfigError(f"eval.metrics: {exc}") from None
     if names:
-        from gankit.metrics import check_sample_count, resolve_reference
+        from gankit.metrics import check_sample_count, get_metric, resolve_reference
 
         try:
-            check_sample_count(names, e.n_samples, "eval.n_samples")
+            samples = [n for n in names if get_metric(n).scope == "samples"]
+            check_sample_count(samples, e.n_samples, "eval.n_samples")
             resolve_reference(exp.cfg.data, e.split)
         except GankitError as exc:
             raise ConfigError(str(exc).replace("--ref", "eval.split")) from None

@@ -73,7 +73,8 @@ def test_classifier_metrics_on_real_and_collapsed_digits(mnist_root, tmp_path):
     x, y = test_images("mnist")
     reference = {"name": "mnist", "split": "train", "root": mnist_root}
     kwargs = {"n_reference": 3000, "cache_dir": tmp_path / "cache", "device": "cpu", "batch_size": 1000}
-    real = compute_metrics("cfd,cs,classes", from_tensor(x[:2000]), 2000, reference, **kwargs)
+    names = "cfd,cs,classes,classifier_density_coverage"
+    real = compute_metrics(names, from_tensor(x[:2000]), 2000, reference, **kwargs)
     json.dumps(real)  # the CLI prints it as one JSON object
     classes = real["classes"]["value"]
     assert classes["classes_covered"] == 10 and classes["kl_to_uniform"] < 0.01
@@ -84,10 +85,16 @@ def test_classifier_metrics_on_real_and_collapsed_digits(mnist_root, tmp_path):
     assert proto["reference"] == "mnist/train" and proto["n_reference"] == 3000 and proto["n_generated"] == 2000
     assert proto["classifier_test_accuracy"] >= 0.99
     ones = x[y == 1][:500]
-    collapsed = compute_metrics("cfd,cs,classes", from_tensor(ones), 500, reference, **kwargs)
+    collapsed = compute_metrics(names, from_tensor(ones), 500, reference, **kwargs)
     assert collapsed["classes"]["value"]["kl_to_uniform"] > 2.0  # log 10 = 2.30 for a single class
     assert collapsed["cs"]["value"] < 1.2
     assert collapsed["cfd"]["value"] > 20 * real["cfd"]["value"]
+    # density/coverage in the classifier's space: real test digits have density near 1 and cover most train digits
+    # (measured 0.91 and 0.74; i.i.d. samples would give coverage 1 - exp(-kM/N) = 0.96, but the classifier was
+    # trained on the train split, whose features are tighter); the 1s cover about a tenth of them (one class of ten)
+    dc_real, dc_ones = real["classifier_density_coverage"]["value"], collapsed["classifier_density_coverage"]["value"]
+    assert dc_real["coverage"] > 0.6 and 0.8 < dc_real["density"] < 1.2
+    assert dc_ones["coverage"] < 0.2
     assert len(list((tmp_path / "cache").glob("mnist-train-classifier-mnist-3000-*.pt"))) == 1
 
 

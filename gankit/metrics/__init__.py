@@ -1,18 +1,18 @@
 """Sample-quality metrics.
 
-Image runs: ``compute_metrics`` (FID, IS, KID, precision/recall through torch-fidelity's Inception-v3; Frechet
-distance, classifier score and class histogram with gankit's MNIST/Fashion-MNIST classifiers) and ``intra_fid``
-for class-conditional generators; see docs/evaluation.md. Toy runs: mode coverage (toy.py).
+Image runs: one module per metric, each a registered ``Metric`` (base.py) declaring the streams it reads;
+``compute_metrics`` collects their union in one pass (FID, IS, KID, precision/recall, density/coverage through
+torch-fidelity's Inception-v3 under the legacy or clean resize protocol; Frechet distance, classifier score,
+class histogram, density/coverage with gankit's MNIST/Fashion-MNIST classifiers; Stacked MNIST's modes); per-class
+metrics for class-conditional generators (conditional.py) and the InfoGAN metric (infogan.py) join the same
+registry; see docs/evaluation.md. Toy runs: mode coverage (toy.py).
 """
+from gankit.metrics.base import METRICS, Metric, get_metric, load_metrics, metric_names, register_metric
 from gankit.metrics.compute import (
-    CLASSIFIER_METRICS,
-    HIGHER_IS_BETTER,
-    INCEPTION_METRICS,
-    METRIC_HELP,
-    METRIC_NAMES,
     check_sample_count,
     compute_metrics,
     default_cache_dir,
+    higher_is_better,
     intra_fid,
     metric_scalar,
     parse_names,
@@ -27,6 +27,7 @@ from gankit.metrics.extractors import (
 )
 from gankit.metrics.features import (
     class_histogram,
+    density_coverage,
     feature_statistics,
     frechet_distance,
     inception_score,
@@ -35,18 +36,20 @@ from gankit.metrics.features import (
 )
 
 __all__ = [
-    "CLASSIFIER_METRICS",
     "EXTRACTORS",
-    "HIGHER_IS_BETTER",
     "INCEPTION_FILE",
-    "INCEPTION_METRICS",
-    "METRIC_HELP",
-    "METRIC_NAMES",
+    "METRICS",
+    "Metric",
     "WEIGHTS_ENV",
     "check_sample_count",
     "class_histogram",
     "compute_metrics",
     "default_cache_dir",
+    "density_coverage",
+    "get_metric",
+    "higher_is_better",
+    "load_metrics",
+    "metric_names",
     "feature_statistics",
     "frechet_distance",
     "inception_score",
@@ -57,5 +60,6 @@ __all__ = [
     "parse_names",
     "precision_recall",
     "register_extractor",
+    "register_metric",
     "resolve_reference",
 ]

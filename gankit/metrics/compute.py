@@ -1,6 +1,7 @@
-"""``compute_metrics``: FID, IS, KID, precision/recall (Inception-v3 through torch-fidelity) and the offline
-classifier metrics, with generated images going from the generator to the extractors in memory, batch by batch,
-and reference statistics cached on disk. Every value carries its protocol.
+"""``compute_metrics``: every registered sample metric (gankit.metrics.base; FID, IS, KID, precision/recall,
+density/coverage through torch-fidelity's Inception-v3, the offline classifier metrics, Stacked MNIST's modes),
+with generated images going from the generator to the extractors in memory, batch by batch, and reference
+statistics cached on disk. Every value carries its protocol.
 
 Generated images (float in [-1, 1]) are quantized to uint8 exactly as when they are saved as PNG (round to
 nearest), so the numbers equal those of the PNG-folder workflow; reference images are the data set's uint8
@@ -26,86 +27,60 @@ from gankit import distributed
 from gankit.data.base import to_uint8
 from gankit.errors import ConfigError, GankitError
 from gankit.metrics import features as F
+from gankit.metrics.base import Metric, MetricInputs, MetricSettings, Stream, get_metric, metric_names
 from gankit.metrics.extractors import Extractor, build_extractor, classifier
-from gankit.metrics.stacked import (STACKED_METRICS, channel_digits, check_stacked_shape, digit_classifier,
-                                     stacked_result)
+from gankit.metrics.sources import SOURCES, SourceRequest, check_classifier_shape
 from gankit.registry import DATASETS, load_builtins
 
 CACHE_VERSION = 1
-INCEPTION_METRICS = ("fid", "is", "kid", "prc")
-CLASSIFIER_METRICS = ("cfd", "cs", "classes")
-CONDITIONAL_METRICS = ("intra_fid", "intra_cfd", "cacc")  # class-conditional runs (gankit.metrics.conditional)
-METRIC_NAMES = INCEPTION_METRICS + CLASSIFIER_METRICS + CONDITIONAL_METRICS + STACKED_METRICS
-METRIC_HELP = {
-    "fid": "Frechet Inception Distance (pool3, 2048-d) to the reference split; lower is better",
-    "is": "Inception Score (logits_unbiased, 10 splits) of the generated images; higher is better",
-    "kid": "Kernel Inception Distance (cubic polynomial kernel, 100 subsets of 1000); lower is better",
-    "prc": "precision / recall / F-score, Kynkaanniemi et al. 2019 (pool3, k=3); higher is better",
-    "cfd": "Frechet distance in the MNIST/Fashion-MNIST classifier's 128-d feature space; lower is better",
-    "cs": "classifier score: the Inception Score formula with the MNIST/Fashion-MNIST classifier; higher is better",
-    "classes": "histogram of the classifier's predicted classes, classes covered, KL to uniform (mode collapse)",
-    "intra_fid": "conditional runs: mean over classes of the FID of each class's samples to that class's images",
-    "intra_cfd": "conditional runs: mean per-class Frechet distance in the MNIST/Fashion-MNIST classifier's space",
-    "cacc": "conditional runs: how often the MNIST/Fashion-MNIST classifier predicts the requested class",
-    "stacked_modes": "Stacked MNIST: digit triples (one MNIST classification per channel) covered of 1000, KL to "
-                     "uniform",
-}
-# For keeping a `best` checkpoint: the scalar of each metric (see metric_scalar) and its direction.
-HIGHER_IS_BETTER = {"fid": False, "is": True, "kid": False, "prc": True, "cfd": False, "cs": True,
-                    "classes": False, "intra_fid": False, "intra_cfd": False, "cacc": True,
-                    "stacked_modes": False}  # stacked_modes: its KL to uniform
 # Keys of a dataset spec that do not change the images read (left out of the reference's cache key).
 NON_CONTENT_KEYS = ("download", "max_memory_mb", "workers", "hflip", "cache", "dequantize")
 
 
-
 def metric_scalar(name: str, entry: dict[str, Any]) -> float:
-    """The one number of a metric's result that a `best` checkpoint compares (HIGHER_IS_BETTER gives the
-    direction): the value, prc's F-score, classes' KL to uniform."""
-    value = entry["value"]
-    if name == "prc":
-        return float(value["f_score"])
-    if name in ("classes", "stacked_modes"):
-        return float(value["kl_to_uniform"])
-    return float(value)
+    """The one number of a metric's result that a `best` checkpoint compares (the metric's ``scalar``)."""
+    return get_metric(name).scalar(entry["value"])
+
+
+def higher_is_better(name: str) -> bool:
+    return get_metric(name).higher_is_better
 
 
 # --- validation, before anything is computed -----------------------------------------------------------------
 
 def parse_names(names: str | Iterable[str]) -> list[str]:
     """'fid,is' or ['fid', 'is'] -> ['fid', 'is'] (order kept, duplicates dropped); unknown names are a one-line
-    GankitError listing the valid ones."""
+    GankitError listing the registered ones."""
     items = names.split(",") if isinstance(names, str) else list(names)
+    valid = ", ".join(metric_names())
     out: list[str] = []
     for item in items:
         name = str(item).strip().lower()
         if not name:
             continue
-        if name not in METRIC_NAMES:
-            raise GankitError(f"unknown metric '{name}'; valid metrics: {', '.join(METRIC_NAMES)}")
+        get_metric(name)
         if name not in out:
             out.append(name)
     if not out:
-        raise GankitError(f"no metric given; valid metrics: {', '.join(METRIC_NAMES)}")
+        raise GankitError(f"no metric given; valid metrics: {valid}")
     return out
 
 
-def check_sample_count(names: list[str], n: int, what: str = "-n", *, kid_subset_size: int = F.KID_SUBSET_SIZE,
-                       is_splits: int = F.IS_SPLITS, prc_k: int = F.PRC_K) -> None:
-    """The sample-count rules of each metric; ``what`` names the count in the message (-n, the reference)."""
+def check_sample_count(names: list[str], n: int, what: str = "-n", settings: MetricSettings | None = None,
+                       reference: bool = False) -> None:
+    """Every asked metric's sample-count rule (``check_count``, or ``check_reference_count`` for the reference
+    images); ``what`` names the count in the message (-n, eval.n_samples, the reference)."""
     if isinstance(n, bool) or not isinstance(n, int):
         raise GankitError(f"{what} must be an integer, got {n!r}")
     if n < 2:
         raise GankitError(f"{what} must be >= 2 (a covariance needs two samples), got {n}")
-    if "kid" in names and n < kid_subset_size:
-        raise GankitError(f"{what} {n} is smaller than the KID subset size {kid_subset_size}; use at least "
-                          f"{kid_subset_size} samples or leave out kid")
-    for name in ("is", "cs"):
-        if name in names and n < is_splits:
-            raise GankitError(f"{what} {n} is smaller than the {is_splits} splits of {name}; use at least "
-                              f"{is_splits} samples")
-    if "prc" in names and n <= prc_k:
-        raise GankitError(f"{what} {n} is too small for prc with k={prc_k}; use at least {prc_k + 1} samples")
+    settings = settings or MetricSettings()
+    for name in names:
+        metric = get_metric(name)
+        if reference:
+            metric.check_reference_count(n, what, settings)
+        else:
+            metric.check_count(n, what, settings)
 
 
 def dataset_splits(name: str) -> list[str] | None:
@@ -274,56 +249,41 @@ def _generated(generate: Callable[[int], Tensor], n: int, batch_size: int, devic
         yield to_uint8(torch.nan_to_num(x.detach().to(device), nan=0.0))
 
 
-def _check_classifier_shape(shape: tuple[int, ...], what: str) -> None:
-    from gankit.metrics.classifier import INPUT_SHAPE
-
-    if tuple(shape) != INPUT_SHAPE:
-        raise GankitError(f"cfd, cs and classes need {what} of shape {'x'.join(map(str, INPUT_SHAPE))} (the "
-                          f"classifier's input), got {'x'.join(map(str, shape))}; set data.resolution: 28 and "
-                          "data.channels: 1, or leave those metrics out")
-
-
-def _prepare(names: list[str], n: int, reference: dict[str, Any] | str, split: str | None,
-             n_reference: int | None, kid_subset_size: int, is_splits: int, prc_k: int, n_name: str = "-n"
+def _prepare(metrics: list[Metric], n: int, reference: dict[str, Any] | str, split: str | None,
+             n_reference: int | None, settings: MetricSettings, n_name: str = "-n"
              ) -> tuple[dict[str, Any], Any, int]:
-    check_sample_count(names, n, n_name, kid_subset_size=kid_subset_size, is_splits=is_splits, prc_k=prc_k)
+    names = [m.name for m in metrics]
+    check_sample_count(names, n, n_name, settings)
     spec = resolve_reference(reference, split)
-    if any(m in CLASSIFIER_METRICS for m in names):
-        from gankit.metrics.classifier import CLASSIFIER_DATASETS
-
-        if spec["name"] not in CLASSIFIER_DATASETS:
-            raise GankitError(f"cfd, cs and classes use gankit's classifiers, which exist for "
-                              f"{' and '.join(CLASSIFIER_DATASETS)}, not for '{spec['name']}'; leave them out")
     data = DATASETS.build(spec, "reference")
     if getattr(data, "kind", "image") != "image":
         raise GankitError(f"{', '.join(names)} need image data; '{spec['name']}' is {data.kind} data (toy runs "
                           "report their toy metrics)")
-    if any(m in CLASSIFIER_METRICS for m in names):
-        _check_classifier_shape(tuple(data.shape), f"the reference {reference_label(spec)} images")
-    if any(m in STACKED_METRICS for m in names):
-        check_stacked_shape(tuple(data.shape), f"the reference {reference_label(spec)} images")
+    label = reference_label(spec)
+    for source in _sources_of(metrics):
+        SOURCES[source].check_data(spec, tuple(data.shape), [m.name for m in metrics if _reads(m, source)], label)
     available = len(data)
     n_ref = available if n_reference is None else n_reference
     if n_ref > available:
-        raise GankitError(f"the reference {reference_label(spec)} has {available} images, fewer than the "
-                          f"{n_ref} asked for")
-    ref_names = [m for m in names if m in ("fid", "kid", "prc", "cfd")]
-    if ref_names:
-        check_sample_count(ref_names, n_ref, f"the reference {reference_label(spec)} ({n_ref} images)",
-                           kid_subset_size=kid_subset_size, prc_k=prc_k)
+        raise GankitError(f"the reference {label} has {available} images, fewer than the {n_ref} asked for")
+    compared = [m.name for m in metrics if m.reference is not None]
+    if compared:
+        check_sample_count(compared, n_ref, f"the reference {label} ({n_ref} images)", settings, reference=True)
     return spec, data, n_ref
 
 
-def frechet_result(features: Tensor, reference: dict[str, Any], protocol: dict[str, Any]) -> dict[str, Any]:
-    """FID (or classifier FD) of generated features against cached reference statistics."""
-    mu, sigma = F.feature_statistics(features)
-    return {"value": F.frechet_distance(mu, sigma, reference["mu"], reference["sigma"]), "protocol": protocol}
+def _reads(metric: Metric, source: str) -> bool:
+    return any(s.source == source for s in metric.needs)
 
 
-def score_result(logits: Tensor, splits: int, protocol: dict[str, Any]) -> dict[str, Any]:
-    """Inception Score (or classifier score): mean and std over ``splits``."""
-    mean, std = F.inception_score(logits, splits)
-    return {"value": mean, "std": std, "protocol": protocol}
+def _sources_of(metrics: list[Metric]) -> list[str]:
+    """The sources the metrics read, in first-use order."""
+    out: list[str] = []
+    for m in metrics:
+        for stream in m.needs:
+            if stream.source not in out:
+                out.append(stream.source)
+    return out
 
 
 def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor], n: int,
@@ -332,67 +292,74 @@ def compute_metrics(names: str | Iterable[str], generate: Callable[[int], Tensor
                     extractor: str = "inception-v3-compat", inception_weights: str | Path | None = None,
                     download: bool = True, cache_dir: Path | str | None = None, cache: bool = True,
                     kid_subsets: int = F.KID_SUBSETS, kid_subset_size: int = F.KID_SUBSET_SIZE,
-                    is_splits: int = F.IS_SPLITS, prc_k: int = F.PRC_K, protocol: dict[str, Any] | None = None,
+                    is_splits: int = F.IS_SPLITS, prc_k: int = F.PRC_K, dc_k: int = F.DC_K,
+                    resize_protocol: str = "legacy", protocol: dict[str, Any] | None = None,
                     timings: dict[str, float] | None = None, n_name: str = "-n") -> dict[str, dict[str, Any]]:
     """Compute the named metrics of ``n`` generated images against a reference dataset split.
 
     ``generate(k)`` returns k generated images (float in [-1, 1], NCHW, k <= batch_size). ``reference`` is a
     dataset spec (the run's ``data``), its split replaced by ``split`` when given; ``n_reference`` defaults to
-    the whole split. ``extractor`` serves fid/is/kid/prc ('inception-v3-compat' or 'random-test');
-    ``inception_weights`` is a local weights file (else $GANKIT_INCEPTION_WEIGHTS, torch hub's cache, a download
-    unless ``download`` is False). Reference statistics are cached in ``cache_dir`` (default
-    $GANKIT_METRICS_CACHE or ~/.cache/gankit/metrics) unless ``cache`` is False. ``protocol`` entries (e.g.
-    weights: ema, step: 5000) are added to every metric's protocol; ``timings`` (a dict) receives the seconds of
-    each phase; ``n_name`` is how messages name n (-n; eval.n_samples in training). Names, sample counts, split,
-    shapes and weights are checked before anything is computed.
+    the whole split. ``extractor`` serves the Inception metrics ('inception-v3-compat' or 'random-test') under
+    ``resize_protocol`` ('legacy' or 'clean', gankit.metrics.resize); ``inception_weights`` is a local weights
+    file (else $GANKIT_INCEPTION_WEIGHTS, torch hub's cache, a download unless ``download`` is False). Reference
+    statistics are cached in ``cache_dir`` (default $GANKIT_METRICS_CACHE or ~/.cache/gankit/metrics) unless
+    ``cache`` is False. ``protocol`` entries (e.g. weights: ema, step: 5000) are added to every metric's protocol;
+    ``timings`` (a dict) receives the seconds of each phase; ``n_name`` is how messages name n (-n;
+    eval.n_samples in training). Names, sample counts, split, shapes and weights are checked before anything is
+    computed.
 
-    Returns {name: {"value": ..., "protocol": {...}}} ("std" too for is, kid, cs), in the order asked.
+    Every metric declares the streams it reads (gankit.metrics.base): one pass over the generated images
+    collects their union, each source (extractor) built once. Returns {name: {"value": ..., "protocol": {...}}}
+    ("std" too for is, kid, cs), in the order asked.
     """
-    names = parse_names(names)
+    metrics = [get_metric(name) for name in parse_names(names)]
+    other = [m.name for m in metrics if m.scope != "samples"]
+    if other:
+        raise GankitError(f"{', '.join(other)} are not computed from generated images alone (gankit.evaluation "
+                          "computes them from the run)")
     device = torch.device(device) if device is not None else torch.device("cuda" if torch.cuda.is_available()
                                                                           else "cpu")
     if batch_size < 1:
         raise GankitError(f"batch size must be >= 1, got {batch_size}")
+    settings = MetricSettings(kid_subsets, kid_subset_size, is_splits, prc_k, dc_k)
     with _timed(timings, "setup", device):
-        spec, data, n_ref = _prepare(names, n, reference, split, n_reference, kid_subset_size, is_splits, prc_k,
-                                     n_name)
+        spec, data, n_ref = _prepare(metrics, n, reference, split, n_reference, settings, n_name)
         label = reference_label(spec)
-        want_inception = [m for m in names if m in INCEPTION_METRICS]
-        want_classifier = [m for m in names if m in CLASSIFIER_METRICS]
+        request = SourceRequest(spec, device, extractor, inception_weights, download, resize_protocol)
+        extractors: dict[str, Extractor] = {}
         with distributed.machine_main_first():  # the Inception weights download once per machine
-            inc = build_extractor(extractor, device, inception_weights, download) if want_inception else None
-        clf = classifier(spec["name"], device) if want_classifier else None
-        digit_clf = digit_classifier(device) if any(m in STACKED_METRICS for m in names) else None
+            for source in _sources_of(metrics):
+                extractors[source] = SOURCES[source].build(request)
     folder = None if not cache else Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    streams = list(dict.fromkeys(stream for m in metrics for stream in m.needs))
 
     # Generated images first: a wrong shape shows on the first batch, before the reference is read.
     with _timed(timings, "generated features", device):
-        inc_feats: list[Tensor] = []
-        inc_logits: list[Tensor] = []
-        clf_feats: list[Tensor] = []
-        clf_logits: list[Tensor] = []
-        digits: list[Tensor] = []
+        collected: dict[Stream, list[Tensor]] = {stream: [] for stream in streams}
         # Data-parallel runs: each rank extracts every ranks-th batch; rank 0 gathers them in order.
         shard = (distributed.rank(), distributed.world_size())
         for batch in _generated(generate, n, batch_size, device, tuple(data.shape), label, shard):
-            if inc is not None:
-                f, lg = inc(batch)
-                if "fid" in names or "kid" in names or "prc" in names:
-                    inc_feats.append(f)
-                if "is" in names:
-                    inc_logits.append(lg)
-            if clf is not None:
-                f, lg = clf(batch)
-                clf_feats.append(f)
-                clf_logits.append(lg)
-            if digit_clf is not None:
-                digits.append(channel_digits(digit_clf, batch))
+            for source, ext in extractors.items():
+                outputs = SOURCES[source].run(ext, batch)
+                for stream in streams:
+                    if stream.source == source:
+                        collected[stream].append(outputs[stream.output])
         if shard[1] > 1:
-            inc_feats, inc_logits, clf_feats, clf_logits, digits = (
-                _gather_batches(part, device) for part in (inc_feats, inc_logits, clf_feats, clf_logits, digits))
-    return distributed.on_main(lambda: _finish_metrics(
-        names, n, spec, data, n_ref, label, inc, clf, digit_clf, inc_feats, inc_logits, clf_feats, clf_logits,
-        digits, device, batch_size, folder, kid_subsets, kid_subset_size, is_splits, prc_k, protocol, timings))
+            collected = {stream: _gather_batches(parts, device) for stream, parts in collected.items()}
+
+    def finish() -> dict[str, dict[str, Any]]:
+        with _timed(timings, "reference statistics", device):
+            references = {source: reference_statistics(data, spec, extractors[source], n_ref, device, batch_size,
+                                                        folder)
+                          for source in dict.fromkeys(m.reference for m in metrics if m.reference is not None)}
+        common = {"n_generated": n, "generated_images": "float [-1, 1] quantized to uint8 as when saved to PNG",
+                  **(protocol or {})}
+        inputs = MetricInputs({stream: torch.cat(parts) for stream, parts in collected.items()}, references,
+                              extractors, settings, label, n_ref, common, data.info.get("classes"))
+        with _timed(timings, "metrics", device):
+            return {m.name: m.compute(inputs) for m in metrics}
+
+    return distributed.on_main(finish)
 
 
 def _gather_batches(batches: list[Tensor], device: torch.device) -> list[Tensor]:
@@ -403,80 +370,12 @@ def _gather_batches(batches: list[Tensor], device: torch.device) -> list[Tensor]
     return [per_rank[i % ranks][i // ranks].to(device) for i in range(total)]
 
 
-def _finish_metrics(names: list[str], n: int, spec: dict[str, Any], data: Any, n_ref: int, label: str,
-                    inc: Extractor | None, clf: Extractor | None, digit_clf: Any, inc_feats: list[Tensor],
-                    inc_logits: list[Tensor], clf_feats: list[Tensor], clf_logits: list[Tensor],
-                    digits: list[Tensor], device: torch.device, batch_size: int, folder: Path | None,
-                    kid_subsets: int, kid_subset_size: int, is_splits: int, prc_k: int,
-                    protocol: dict[str, Any] | None, timings: dict[str, float] | None) -> dict[str, dict[str, Any]]:
-    """The reference statistics and each metric's value from the generated images' features."""
-    with _timed(timings, "reference statistics", device):
-        ref_inc = (reference_statistics(data, spec, inc, n_ref, device, batch_size, folder)
-                   if inc is not None and inc_feats else None)
-        ref_clf = (reference_statistics(data, spec, clf, n_ref, device, batch_size, folder)
-                   if clf is not None and "cfd" in names else None)
-
-    common = {"n_generated": n, "generated_images": "float [-1, 1] quantized to uint8 as when saved to PNG",
-              **(protocol or {})}
-
-    def extractor_protocol(ext: Any, layer: str, with_reference: bool, head: dict[str, Any],
-                           **more: Any) -> dict[str, Any]:
-        ref = {"reference": label, "n_reference": n_ref} if with_reference else {"reference": None}
-        return {"extractor": ext.describe, "extractor_name": ext.name, "feature_layer": layer, **head, **ref,
-                **common, **more}
-
-    def inception_protocol(layer: str, with_reference: bool, **more: Any) -> dict[str, Any]:
-        assert inc is not None
-        return extractor_protocol(inc, layer, with_reference, {}, **more)
-
-    def classifier_protocol(layer: str, with_reference: bool, **more: Any) -> dict[str, Any]:
-        assert clf is not None
-        head = {"classifier_test_accuracy": clf.extra.get("test_accuracy")}
-        return extractor_protocol(clf, layer, with_reference, head, **more)
-
-    results: dict[str, dict[str, Any]] = {}
-    with _timed(timings, "metrics", device):
-        gen_inc = torch.cat(inc_feats) if inc_feats else None
-        for name in names:
-            if name == "fid":
-                assert ref_inc is not None and gen_inc is not None
-                results[name] = frechet_result(gen_inc, ref_inc, inception_protocol(inc.feature_layer, True))
-            elif name == "is":
-                results[name] = score_result(torch.cat(inc_logits), is_splits,
-                                             inception_protocol(inc.logits_layer, False, splits=is_splits))
-            elif name == "kid":
-                assert ref_inc is not None and gen_inc is not None
-                mean, std = F.kernel_distance(gen_inc, ref_inc["features"], kid_subsets, kid_subset_size)
-                results[name] = {"value": mean, "std": std, "protocol": inception_protocol(
-                    inc.feature_layer, True, subsets=kid_subsets, subset_size=kid_subset_size,
-                    kernel="(x.y/d + 1)^3", estimator="unbiased MMD^2")}
-            elif name == "prc":
-                assert ref_inc is not None and gen_inc is not None
-                results[name] = {"value": F.precision_recall(gen_inc, ref_inc["features"], prc_k),
-                                 "protocol": inception_protocol(inc.feature_layer, True, k=prc_k)}
-            elif name == "cfd":
-                assert clf is not None and ref_clf is not None
-                results[name] = frechet_result(torch.cat(clf_feats), ref_clf,
-                                               classifier_protocol(clf.feature_layer, True))
-            elif name == "cs":
-                results[name] = score_result(torch.cat(clf_logits), is_splits,
-                                             classifier_protocol(clf.logits_layer, False, splits=is_splits))
-            elif name == "classes":
-                predicted = torch.cat(clf_logits).argmax(1)
-                results[name] = {"value": F.class_histogram(predicted, 10, data.info.get("classes")),
-                                 "protocol": classifier_protocol("argmax of logits", False)}
-            elif name == "stacked_modes":
-                assert digit_clf is not None
-                results[name] = stacked_result(torch.cat(digits), digit_clf, common)
-    return results
-
-
 def intra_fid(generate_class: Callable[[int, int], Tensor], n_per_class: int, reference: dict[str, Any] | str, *,
               classes: Iterable[int] | None = None, split: str | None = None,
               device: torch.device | str | None = None, batch_size: int = 250,
               extractor: str = "inception-v3-compat", inception_weights: str | Path | None = None,
               download: bool = True, cache_dir: Path | str | None = None, cache: bool = True,
-              protocol: dict[str, Any] | None = None) -> dict[str, Any]:
+              protocol: dict[str, Any] | None = None, resize_protocol: str = "legacy") -> dict[str, Any]:
     """Intra-class FID for class-conditional generators: for each class c, the FID between
     ``generate_class(k, c)`` (k images of class c, float [-1, 1]) and the reference images labelled c; the value
     is the mean over classes, ``per_class`` holds each. ``extractor`` may also be 'classifier' (the
@@ -500,10 +399,10 @@ def intra_fid(generate_class: Callable[[int, int], Tensor], n_per_class: int, re
     if extractor == "classifier":
         if spec["name"] not in ("mnist", "fashion_mnist"):
             raise GankitError(f"extractor 'classifier' exists for mnist and fashion_mnist, not '{spec['name']}'")
-        _check_classifier_shape(tuple(data.shape), f"the reference {label} images")
+        check_classifier_shape(tuple(data.shape), f"the reference {label} images")
         ext = classifier(spec["name"], device)
     else:
-        ext = build_extractor(extractor, device, inception_weights, download)
+        ext = build_extractor(extractor, device, inception_weights, download, resize_protocol)
     folder = None if not cache else Path(cache_dir) if cache_dir is not None else default_cache_dir()
     names = data.info.get("classes") or [str(c) for c in range(n_classes)]
     per_class: dict[str, float] = {}
@@ -519,6 +418,7 @@ def intra_fid(generate_class: Callable[[int, int], Tensor], n_per_class: int, re
     value = sum(per_class.values()) / len(per_class)
     return {"value": value, "per_class": per_class,
             "protocol": {"extractor": ext.describe, "extractor_name": ext.name, "feature_layer": ext.feature_layer,
+                         "resize_protocol": ext.resize_protocol, "resize": ext.resize_note or None,
                          "n_generated_per_class": n_per_class, "reference": label, "n_reference_per_class": n_ref,
                          "generated_images": "float [-1, 1] quantized to uint8 as when saved to PNG",
                          **(protocol or {})}}

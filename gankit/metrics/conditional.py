@@ -17,37 +17,77 @@ import torch
 from torch import Tensor
 
 from gankit.errors import GankitError
-from gankit.metrics.classifier import INPUT_SHAPE
-from gankit.metrics.compute import _generated, intra_fid, reference_label, resolve_reference
+from gankit.metrics.base import (CLASSIFIER_FEATURES, CLASSIFIER_LOGITS, INCEPTION_FEATURES, Metric, PerClassRequest,
+                                 get_metric, register_metric)
+from gankit.metrics.classifier import CLASSIFIER_DATASETS, INPUT_SHAPE
 from gankit.metrics.extractors import classifier
-
-CONDITIONAL_METRICS = ("intra_fid", "intra_cfd", "cacc")
-CLASSIFIER_CONDITIONAL = ("intra_cfd", "cacc")
 
 
 def conditional_metrics(names: list[str], generate_class: Callable[[int, int], Tensor], n_classes: int,
                         n_per_class: int, reference: dict[str, Any], *, split: str | None = None,
                         device: torch.device, batch_size: int = 250, extractor: str = "inception-v3-compat",
-                        inception_weights: str | Path | None = None, protocol: dict[str, Any] | None = None
-                        ) -> dict[str, dict[str, Any]]:
+                        inception_weights: str | Path | None = None, protocol: dict[str, Any] | None = None,
+                        resize_protocol: str = "legacy") -> dict[str, dict[str, Any]]:
     """``generate_class(k, c)``: k images of class c (float [-1, 1]). Returns {name: {"value", ..., "protocol"}}."""
+    from gankit.metrics.compute import resolve_reference
+
+    metrics = [get_metric(name) for name in names]
     spec = resolve_reference(reference, split)
-    if any(m in CLASSIFIER_CONDITIONAL for m in names) and spec["name"] not in ("mnist", "fashion_mnist"):
-        raise GankitError(f"{', '.join(m for m in names if m in CLASSIFIER_CONDITIONAL)} use gankit's classifiers, "
-                          f"which exist for mnist and fashion_mnist, not for '{spec['name']}'; leave them out")
+    offline = [m.name for m in metrics if m.reference == "classifier" or CLASSIFIER_LOGITS in m.needs]
+    if offline and spec["name"] not in CLASSIFIER_DATASETS:
+        raise GankitError(f"{', '.join(offline)} use gankit's classifiers, which exist for mnist and fashion_mnist, "
+                          f"not for '{spec['name']}'; leave them out")
     common = {"n_per_class": n_per_class, "n_classes": n_classes, **(protocol or {})}
-    results: dict[str, dict[str, Any]] = {}
-    for name in names:
-        if name == "intra_fid":
-            results[name] = intra_fid(generate_class, n_per_class, spec, device=device, batch_size=batch_size,
-                                      extractor=extractor, inception_weights=inception_weights, protocol=common)
-        elif name == "intra_cfd":
-            results[name] = intra_fid(generate_class, n_per_class, spec, device=device, batch_size=batch_size,
-                                      extractor="classifier", protocol=common)
-        elif name == "cacc":
-            results[name] = conditional_accuracy(generate_class, n_classes, n_per_class, spec, device, batch_size,
-                                                 common)
-    return results
+    request = PerClassRequest(generate_class, n_classes, n_per_class, spec, device, batch_size, extractor,
+                              inception_weights, resize_protocol, common)
+    return {m.name: m.compute_per_class(request) for m in metrics}
+
+
+@register_metric
+class IntraFID(Metric):
+    name = "intra_fid"
+    help = "conditional runs: mean over classes of the FID of each class's samples to that class's images"
+    higher_is_better = False
+    needs = (INCEPTION_FEATURES,)  # per class
+    reference = "inception"
+    scope = "per_class"
+
+    def compute_per_class(self, request: PerClassRequest) -> dict[str, Any]:
+        from gankit.metrics.compute import intra_fid
+
+        return intra_fid(request.generate_class, request.n_per_class, request.spec, device=request.device,
+                         batch_size=request.batch_size, extractor=request.extractor,
+                         inception_weights=request.inception_weights, protocol=request.common,
+                         resize_protocol=request.resize_protocol)
+
+
+@register_metric
+class IntraClassifierFD(Metric):
+    name = "intra_cfd"
+    help = "conditional runs: mean per-class Frechet distance in the MNIST/Fashion-MNIST classifier's space"
+    higher_is_better = False
+    needs = (CLASSIFIER_FEATURES,)  # per class
+    reference = "classifier"
+    scope = "per_class"
+
+    def compute_per_class(self, request: PerClassRequest) -> dict[str, Any]:
+        from gankit.metrics.compute import intra_fid
+
+        return intra_fid(request.generate_class, request.n_per_class, request.spec, device=request.device,
+                         batch_size=request.batch_size, extractor="classifier", protocol=request.common)
+
+
+@register_metric
+class ConditionalAccuracy(Metric):
+    name = "cacc"
+    help = "conditional runs: how often the MNIST/Fashion-MNIST classifier predicts the requested class"
+    higher_is_better = True
+    needs = (CLASSIFIER_LOGITS,)  # per class
+    scope = "per_class"
+
+    def compute_per_class(self, request: PerClassRequest) -> dict[str, Any]:
+        return conditional_accuracy(request.generate_class, request.n_classes, request.n_per_class, request.spec,
+                                    request.device, request.batch_size, request.common)
 
 
 def conditional_accuracy(generate_class: Callable[[int, int], Tensor], n_classes: int, n_per_class: int,
@@ -55,6 +95,8 @@ def conditional_accuracy(generate_class: Callable[[int, int], Tensor], n_classes
                          protocol: dict[str, Any]) -> dict[str, Any]:
     """The fraction of samples generated for class c that the shipped classifier assigns to c, over all classes
     (value) and per class."""
+    from gankit.metrics.compute import _generated, reference_label
+
     clf = classifier(spec["name"], device)
     names = class_names(spec["name"], n_classes)
     per_class: dict[str, float] = {}

@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from gankit.data.base import to_unit_range
 from gankit.errors import GankitError
+from gankit.metrics.resize import INCEPTION_SIDE, RESIZE_NOTES, RESIZE_PROTOCOLS, clean_resize
 
 INCEPTION_FILE = "weights-inception-2015-12-05-6726825d.pth"
 INCEPTION_URL = f"https://github.com/toshas/torch-fidelity/releases/download/v0.2.0/{INCEPTION_FILE}"
@@ -44,11 +45,17 @@ class Extractor:
     describe: str
     input_shape: tuple[int, ...] | None = None  # required image shape, when fixed
     extra: dict[str, Any] = field(default_factory=dict)
+    # Inception-style extractors: "legacy" (the network resizes uint8 input itself) or "clean" (images are
+    # PIL-bicubic resized to 299x299 float here and ``fn`` receives float input); None: no resize at all.
+    resize_protocol: str | None = None
+    resize_note: str = ""
 
     @torch.no_grad()
     def __call__(self, images_uint8: Tensor) -> tuple[Tensor, Tensor]:
         if self.input == "uint8":
             x = images_uint8 if images_uint8.shape[1] == 3 else images_uint8.expand(-1, 3, -1, -1)
+            if self.resize_protocol == "clean":
+                x = clean_resize(x)
         else:
             x = to_unit_range(images_uint8)
         features, logits = self.fn(x)
@@ -110,9 +117,10 @@ def _check_inception_file(path: Path) -> None:
 
 
 def inception_v3(device: torch.device, weights: str | Path | None = None, download: bool = True,
-                 **_: Any) -> Extractor:
-    """torch-fidelity's FeatureExtractorInceptionV3 ('inception-v3-compat'): uint8 RGB images, resized to 299x299
-    by the TF1-compatible bilinear interpolation; features '2048' (pool3), logits 'logits_unbiased'."""
+                 resize_protocol: str = "legacy", **_: Any) -> Extractor:
+    """torch-fidelity's FeatureExtractorInceptionV3 ('inception-v3-compat'); features '2048' (pool3), logits
+    'logits_unbiased'. ``legacy``: uint8 RGB images, resized to 299x299 inside the network by the TF1-compatible
+    bilinear interpolation; ``clean``: float 299x299 images already resized (gankit.metrics.resize)."""
     try:
         from torch_fidelity.feature_extractor_inceptionv3 import (
             FeatureExtractorInceptionV3,
@@ -125,15 +133,34 @@ def inception_v3(device: torch.device, weights: str | Path | None = None, downlo
     model = FeatureExtractorInceptionV3("inception-v3-compat", ["2048", "logits_unbiased"],
                                         feature_extractor_weights_path=str(path)).to(device).eval()
 
+    first_layer = model.Conv2d_1a_3x3
+
     def fn(x: Tensor) -> tuple[Tensor, Tensor]:
-        pool, logits = model(x)
+        if x.dtype == torch.uint8:  # legacy: the network resizes
+            pool, logits = model(x)
+            return pool, logits
+        # clean: x is float [N, 3, 299, 299] in [0, 255]. torch-fidelity's forward takes uint8 only and then
+        # resizes (an identity at 299x299) and normalises to (x - 128) / 128; so run it on a uint8 placeholder
+        # and put the float image, normalised the same way, in front of the first convolution.
+        def swap_input(module: nn.Module, args: tuple[Tensor, ...]) -> tuple[Tensor]:
+            return ((x.to(args[0].dtype) - 128) / 128,)
+
+        placeholder = torch.zeros(x.shape[0], 3, INCEPTION_SIDE, INCEPTION_SIDE, dtype=torch.uint8,
+                                  device=x.device)
+        handle = first_layer.register_forward_pre_hook(swap_input)
+        try:
+            pool, logits = model(placeholder)
+        finally:
+            handle.remove()
         return pool, logits
 
     standard = _sha256_prefix(path) == INCEPTION_SHA256_PREFIX
     weights_note = "TF 2015-12-05 weights" if standard else f"NON-STANDARD weights {path.name}, not comparable"
     return Extractor("inception-v3-compat", fn, "uint8", "2048", "logits_unbiased",
                      f"Inception-v3 (torch-fidelity {tf_version} inception-v3-compat, {weights_note})",
-                     extra={"weights_file": path.name, "weights_standard": standard})
+                     extra={"weights_file": path.name, "weights_standard": standard,
+                            "resize_protocol": resize_protocol},
+                     resize_protocol=resize_protocol, resize_note=RESIZE_NOTES[resize_protocol])
 
 
 _SHA_CACHE: dict[tuple[str, float, int], str] = {}
@@ -189,36 +216,42 @@ class _RandomNet(nn.Module):
         return f, self.fc(f / f.norm(dim=1, keepdim=True).clamp_min(1e-8)) * 10
 
 
-def random_test(device: torch.device, **_: Any) -> Extractor:
+def random_test(device: torch.device, resize_protocol: str = "legacy", **_: Any) -> Extractor:
     """A small random-weight CNN (fixed seed): 64-d features, 10 logits. For tests and smoke runs only; its
-    numbers mean nothing."""
+    numbers mean nothing. Under the clean protocol it reads the 299x299 float images like Inception would."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(1234)
         net = _RandomNet().to(device).eval().requires_grad_(False)
     return Extractor("random-test", net, "uint8", "pool (64-d)", "logits (10)",
-                     "random-weight test CNN (NOT Inception; numbers not comparable)")
+                     "random-weight test CNN (NOT Inception; numbers not comparable)",
+                     extra={"resize_protocol": resize_protocol}, resize_protocol=resize_protocol,
+                     resize_note=RESIZE_NOTES[resize_protocol])
 
 
 EXTRACTORS: dict[str, Callable[..., Extractor]] = {"inception-v3-compat": inception_v3, "random-test": random_test}
 
 
 def register_extractor(name: str, factory: Callable[..., Extractor]) -> None:
-    """Add an extractor factory ``factory(device, weights=None, download=True) -> Extractor``."""
+    """Add an extractor factory ``factory(device, weights=None, download=True, resize_protocol="legacy")
+    -> Extractor``."""
     if name in EXTRACTORS:
         raise RuntimeError(f"extractor '{name}' registered twice")
     EXTRACTORS[name] = factory
 
 
 def build_extractor(name: str, device: torch.device, weights: str | Path | None = None,
-                    download: bool = True) -> Extractor:
-    """The named extractor on ``device``; kept for later calls in this process (periodic evaluation) under the
-    arguments and the weights lookup they lead to."""
+                    download: bool = True, resize_protocol: str = "legacy") -> Extractor:
+    """The named extractor on ``device`` under ``resize_protocol`` (legacy or clean, gankit.metrics.resize); kept
+    for later calls in this process (periodic evaluation) under the arguments and the weights lookup they lead to."""
     if name not in EXTRACTORS:
         raise GankitError(f"unknown feature extractor '{name}'; choose one of: {', '.join(sorted(EXTRACTORS))}")
-    key = (name, str(device), str(weights), download, os.environ.get(WEIGHTS_ENV), str(hub_weights_path()))
+    if resize_protocol not in RESIZE_PROTOCOLS:
+        raise GankitError(f"unknown resize protocol '{resize_protocol}'; choose one of: {', '.join(RESIZE_PROTOCOLS)}")
+    key = (name, str(device), str(weights), download, os.environ.get(WEIGHTS_ENV), str(hub_weights_path()),
+           resize_protocol)
     if key not in _BUILT:
         _BUILT.clear()  # one at a time: an Inception-v3 holds 100 MB of device memory
-        _BUILT[key] = EXTRACTORS[name](device, weights=weights, download=download)
+        _BUILT[key] = EXTRACTORS[name](device, weights=weights, download=download, resize_protocol=resize_protocol)
     return _BUILT[key]
 
 

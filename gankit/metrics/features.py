@@ -12,6 +12,9 @@ the same inputs); torch-fidelity itself runs them in numpy on the CPU, too slow 
 * ``precision_recall`` (Kynkaanniemi et al. 2019): a generated sample counts for precision when it lies within
   the k-th nearest neighbour radius of some real sample; a real sample counts for recall when it lies within the
   k-NN radius of some generated sample.
+* ``density_coverage`` (Naeem et al. 2020): with r_i the distance from real sample X_i to its k-th nearest other
+  real sample, density = 1/(kM) sum_j #{i : |Y_j - X_i| < r_i} and coverage = the fraction of real samples with
+  some generated sample closer than r_i (strict inequalities, as the authors' code).
 * ``class_histogram``: counts of predicted classes, classes covered, KL(p || uniform).
 """
 from __future__ import annotations
@@ -29,6 +32,7 @@ KID_SUBSET_SIZE = 1000
 KID_DEGREE = 3
 KID_COEF0 = 1.0
 PRC_K = 3
+DC_K = 5  # Naeem et al. 2020, section 4: k = 5
 SEED = 2020  # torch-fidelity's default rng_seed
 
 
@@ -132,6 +136,34 @@ def precision_recall(gen: Tensor, real: Tensor, k: int = PRC_K, batch: int = 10_
     recall = float(_inside_any(real, gen, _kth_radius(gen, k, batch), batch).double().mean())
     f_score = 2 * precision * recall / max(1e-5, precision + recall)
     return {"precision": precision, "recall": recall, "f_score": f_score}
+
+
+def _rows_per_chunk(columns: int, budget: int = 1 << 25) -> int:
+    """Rows of a [rows, columns] distance block within ``budget`` elements (256 MB in float64)."""
+    return max(1, budget // max(1, columns))
+
+
+def density_coverage(gen: Tensor, real: Tensor, k: int = DC_K) -> dict[str, float]:
+    """Density and coverage (Naeem et al., ICML 2020) of generated features ``gen`` [M, D] against real features
+    ``real`` [N, D], on ``gen``'s device, in float64 (no TF32, no cancellation in the distances), block by block
+    so that 10,000 x 10,000 fits in memory. k >= N is a ValueError (a k-th other neighbour needs N > k)."""
+    n, m = len(real), len(gen)
+    if not 1 <= k < n:
+        raise ValueError(f"density/coverage with k={k} need more than k real samples, got {n}")
+    if m < 1:
+        raise ValueError("density/coverage need at least one generated sample")
+    real = real.to(gen.device, torch.float64)
+    gen = gen.to(torch.float64)
+    rows = _rows_per_chunk(n)
+    # r_i: the (k+1)-th smallest distance from X_i to the real set, the 0th being X_i itself
+    radii = torch.cat([torch.cdist(part, real).kthvalue(k + 1, dim=1).values for part in real.split(rows)])
+    inside_count = torch.zeros((), dtype=torch.float64, device=gen.device)
+    covered = torch.zeros(n, dtype=torch.bool, device=gen.device)
+    for part in gen.split(rows):
+        inside = torch.cdist(part, real) < radii[None, :]  # [rows, N]: Y_j in the k-NN ball of X_i
+        inside_count += inside.sum(dtype=torch.float64)
+        covered |= inside.any(dim=0)
+    return {"density": float(inside_count / (k * m)), "coverage": float(covered.double().mean())}
 
 
 def class_histogram(predicted: Tensor, n_classes: int, class_names: list[str] | None = None) -> dict[str, Any]:

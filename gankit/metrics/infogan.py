@@ -27,8 +27,8 @@ from torch import Tensor
 
 from gankit.data.base import to_uint8
 from gankit.errors import GankitError
+from gankit.metrics.base import Metric, RunRequest, register_metric
 
-INFOGAN_METRICS = ("infogan",)
 CLASSIFIER_DATA = ("mnist", "fashion_mnist")
 
 
@@ -199,3 +199,18 @@ def _q_on_real(exp: Any, d: Any, split: str | None, n_real: int, batch_size: int
                                     minlength=k0 * n_classes).view(k0, n_classes)
     accuracy, _ = matched_accuracy(confusion if k0 <= n_classes else confusion.T)
     return {"q_real_accuracy": accuracy, "q_real_reference": f"{reference_label(spec)} ({n} images)"}
+
+
+@register_metric
+class InfoGANMetric(Metric):
+    name = "infogan"
+    help = "InfoGAN runs: the categorical code's accuracy under the best matching to the classifier's digits, Q's MI"
+    higher_is_better = True  # its scalar is the matched accuracy
+    scope = "run"
+
+    def check_run(self, exp: Any) -> None:
+        check_infogan_run(exp)
+
+    def compute_run(self, request: RunRequest) -> dict[str, Any]:
+        return infogan_metric(request.exp, request.n, seed=request.seed, batch_size=request.batch_size,
+                              split=request.split, protocol=request.protocol)

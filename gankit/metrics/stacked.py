@@ -24,9 +24,9 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from gankit.errors import GankitError
+from gankit.metrics.base import CHANNEL_DIGITS, Metric, MetricInputs, register_metric
 from gankit.metrics.extractors import Extractor, classifier
 
-STACKED_METRICS = ("stacked_modes",)
 N_MODES = 1000
 PACGAN_N_SAMPLES = 26_000  # fjxmlzn/PacGAN stacked_MNIST_experiments/VEEGAN_experiment/config.py: num_test_sample
 CLASSIFIER_SIDE = 28
@@ -110,3 +110,20 @@ def stacked_modes(generate: Callable[[int], Tensor], n: int = PACGAN_N_SAMPLES, 
     common = {"n_generated": n, "generated_images": "float [-1, 1] quantized to uint8 as when saved to PNG",
               **(protocol or {})}
     return stacked_result(torch.cat(parts), clf, common)
+
+
+@register_metric
+class StackedModes(Metric):
+    name = "stacked_modes"
+    help = "Stacked MNIST: digit triples (one MNIST classification per channel) covered of 1000, KL to uniform"
+    higher_is_better = False  # its scalar is the KL to uniform
+    needs = (CHANNEL_DIGITS,)
+
+    def check_run(self, exp: Any) -> None:
+        check_stacked_shape(tuple(exp.data.shape), f"this run's '{exp.cfg.data['name']}' images")
+
+    def compute(self, inputs: MetricInputs) -> dict[str, Any]:
+        return stacked_result(inputs.generated[CHANNEL_DIGITS], inputs.extractors["digits"], inputs.common)
+
+    def scalar(self, value: Any) -> float:
+        return float(value["kl_to_uniform"])

@@ -1,0 +1,38 @@
+"""``is``: the Inception Score (Salimans et al. 2016), exp(E_x KL(p(y|x) || p(y))) on Inception's
+``logits_unbiased``, mean and std over splits (gankit.metrics.features.inception_score)."""
+from __future__ import annotations
+
+from typing import Any
+
+from torch import Tensor
+
+from gankit.errors import GankitError
+from gankit.metrics import features as F
+from gankit.metrics.base import INCEPTION_LOGITS, Metric, MetricInputs, MetricSettings, register_metric
+
+
+def score_result(logits: Tensor, splits: int, protocol: dict[str, Any]) -> dict[str, Any]:
+    """The Inception Score formula (also the classifier score): mean and std over ``splits``."""
+    mean, std = F.inception_score(logits, splits)
+    return {"value": mean, "std": std, "protocol": protocol}
+
+
+def check_splits(name: str, n: int, what: str, splits: int) -> None:
+    if n < splits:
+        raise GankitError(f"{what} {n} is smaller than the {splits} splits of {name}; use at least {splits} samples")
+
+
+@register_metric
+class InceptionScore(Metric):
+    name = "is"
+    help = "Inception Score (logits_unbiased, 10 splits) of the generated images; higher is better"
+    higher_is_better = True
+    needs = (INCEPTION_LOGITS,)
+
+    def check_count(self, n: int, what: str, settings: MetricSettings) -> None:
+        check_splits(self.name, n, what, settings.is_splits)
+
+    def compute(self, inputs: MetricInputs) -> dict[str, Any]:
+        splits = inputs.settings.is_splits
+        return score_result(inputs.generated[INCEPTION_LOGITS], splits,
+                            inputs.protocol(INCEPTION_LOGITS, False, splits=splits))
