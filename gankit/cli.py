@@ -224,6 +224,13 @@ def _one_line_warning(message, category, filename, lineno, line=None) -> str:  #
 
 
 def main(argv: list[str] | None = None) -> int:
+    status = _main(argv)
+    if distributed.launched():
+        distributed.exit_process(status)
+    return status
+
+
+def _main(argv: list[str] | None) -> int:
     warnings.formatwarning = _one_line_warning  # e.g. "skipped 3 unreadable images": one line, no source line
     parser = build_parser()
     # parse_known_args, so that `train CONFIG --out DIR KEY=VALUE` may put overrides after an option too.

@@ -45,6 +45,18 @@ for g in (1.0, 0.5):                                            # consensus: -g 
     CLOSED_FORMS.append((Method("gan", "consensus", weight=g), pair(-g * FP ** 2, -FP ** 2)))
     CLOSED_FORMS.append((Method("ns", "consensus", weight=g), pair(-g * FP ** 2, -FP ** 2)))
 CLOSED_FORMS.append((Method("wgan", "consensus", weight=1.0), pair(-1.0, -1)))  # J = [[0,1],[-1,0]], J^T J = I
+# Relativistic losses, D(x) = psi x, real data at 0. RpGAN: L_D = softplus(psi theta), L_G = softplus(-psi theta),
+# so J = [[0, f'], [-f', 0]] with f' = sigmoid(0) = 1/2: +- i/2, like the minimax GAN; each of R1 and R2 adds
+# -gamma to J's psi-psi entry (dD/dx = psi at real and generated data alike): -g/2 +- sqrt(g^2/4 - 1/4) alone,
+# -g +- sqrt(g^2 - 1/4) together (locally convergent for every g > 0). RaGAN with one sample per side:
+# L_D = 2 softplus(psi theta), twice RpGAN's field: +- i, and with R1 -g/2 +- sqrt(g^2/4 - 1).
+CLOSED_FORMS.append((Method("rpgan", "none"), pair(0, -FP ** 2)))
+CLOSED_FORMS.append((Method("ragan", "none"), pair(0, -1)))
+for g in (0.3, 1.0):
+    CLOSED_FORMS.append((Method("rpgan", "r1", weight=g), pair(-g / 2, g * g / 4 - FP ** 2)))
+    CLOSED_FORMS.append((Method("rpgan", "r2", weight=g), pair(-g / 2, g * g / 4 - FP ** 2)))
+    CLOSED_FORMS.append((Method("rpgan", "r1+r2", weight=g), pair(-g, g * g - FP ** 2)))
+    CLOSED_FORMS.append((Method("ragan", "r1", weight=g), pair(-g / 2, g * g / 4 - 1)))
 
 
 @pytest.fixture(scope="module")
@@ -114,7 +126,9 @@ def grid():
 
 
 def test_grid_has_every_method(grid):
-    assert len(grid) == len(lab.LOSS_NAMES) * len(lab.REG_NAMES) * len(lab.MODES) == 98
+    pairs = [(lo, re) for lo in lab.LOSS_NAMES for re in lab.REG_NAMES if not lab.unsupported(lo, re)]
+    assert len(grid) == len(pairs) * len(lab.MODES)
+    assert set(grid) == {(lo, re, mo) for lo, re in pairs for mo in lab.MODES}
 
 
 @pytest.mark.parametrize("mode", lab.MODES)
@@ -126,6 +140,20 @@ def test_verdicts_agree_with_the_paper(grid, mode):
     for reg in ("r1", "r2", "noise", "consensus"):
         assert grid[("gan", reg, mode)].converged, reg
         assert grid[("ns", reg, mode)].converged, reg
+
+
+@pytest.mark.parametrize("mode", lab.MODES)
+def test_rpgan_converges_with_r1_and_r2_and_not_without(grid, mode):
+    assert not grid[("rpgan", "none", mode)].converged
+    assert not grid[("ragan", "none", mode)].converged
+    for reg in ("r1", "r2", "r1+r2"):
+        assert grid[("rpgan", reg, mode)].converged, reg
+    assert grid[("rpgan", "r1+r2", mode)].distance < grid[("rpgan", "r1", mode)].distance
+
+
+def test_relativistic_loss_with_expected_noise_is_refused():
+    with pytest.raises(GankitError, match="relativistic"):
+        run_method("rpgan", "noise")
 
 
 @pytest.mark.parametrize("n_d", [1, 5])
@@ -211,7 +239,8 @@ def test_command_all_writes_grid_outputs(tmp_path, capsys):
     names = sorted(p.name for p in out.iterdir())
     assert names == ["dirac.json", "dirac_grid.pdf", "dirac_grid.png", "dirac_table.csv", "dirac_table.md"]
     data = json.loads((out / "dirac.json").read_text())
-    assert len(data) == 98
+    cells = len(lab.grid_methods())
+    assert len(data) == cells
     for key in ("loss", "reg", "mode", "theta", "psi", "distance", "eigenvalues", "spectral_radius", "converged"):
         assert key in data[0]
     by = {(d["loss"], d["reg"], d["mode"]): d for d in data}
@@ -223,7 +252,7 @@ def test_command_all_writes_grid_outputs(tmp_path, capsys):
     assert (out / "dirac_grid.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert (out / "dirac_grid.pdf").read_bytes()[:5] == b"%PDF-"
     assert "| gan | r1 |" in (out / "dirac_table.md").read_text()
-    assert len((out / "dirac_table.csv").read_text().splitlines()) == 99
+    assert len((out / "dirac_table.csv").read_text().splitlines()) == cells + 1
     assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
 
 
@@ -241,8 +270,8 @@ def test_command_one_method_writes_json_and_figure(tmp_path, capsys):
 
 
 BAD_INPUT = [
-    (["--loss", "foo"], ["--loss", "foo", "gan, ns, wgan, wgan-gp, lsgan, hinge, dragan"]),
-    (["--reg", "bar"], ["--reg", "bar", "none, r1, r2, rlc, noise, consensus, gp"]),
+    (["--loss", "foo"], ["--loss", "foo", ", ".join(lab.LOSS_NAMES)]),
+    (["--reg", "bar"], ["--reg", "bar", ", ".join(lab.REG_NAMES)]),
     (["--mode", "random"], ["--mode", "simultaneous, alternating"]),
     (["--lr", "0"], ["--lr"]),
     (["--lr", "-0.5"], ["--lr"]),
@@ -250,6 +279,7 @@ BAD_INPUT = [
     (["--steps", "0"], ["--steps"]),
     (["--n-d", "0"], ["--n-d"]),
     (["--all", "--loss", "gan"], ["--loss", "--all"]),
+    (["--loss", "rpgan", "--reg", "noise"], ["--reg noise", "rpgan"]),
 ]
 
 

@@ -188,6 +188,15 @@ def test_study_out_must_not_be_a_file(tmp_path):
     assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", str(tmp_path / "f"), *SMALL), "--out")
 
 
+def test_study_out_must_not_be_a_single_run(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "config.yaml").write_text("name: ring_gan\n")
+    before = sorted(p.name for p in run.iterdir())
+    assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", str(run), *SMALL), "single run")
+    assert sorted(p.name for p in run.iterdir()) == before  # nothing trained into it
+
+
 # -- PacGAN packing and the maxout discriminator ---------------------------------------------------------------
 
 def test_packing_feeds_d_m_samples_as_one_input():

@@ -44,8 +44,8 @@ from gankit.regularizers import DStepContext, Regularizer
 # The methods
 # --------------------------------------------------------------------------------------------------------------
 
-LOSS_NAMES: tuple[str, ...] = ("gan", "ns", "wgan", "wgan-gp", "lsgan", "hinge", "dragan")
-REG_NAMES: tuple[str, ...] = ("none", "r1", "r2", "rlc", "noise", "consensus", "gp")
+LOSS_NAMES: tuple[str, ...] = ("gan", "ns", "wgan", "wgan-gp", "lsgan", "hinge", "dragan", "rpgan", "ragan")
+REG_NAMES: tuple[str, ...] = ("none", "r1", "r2", "r1+r2", "rlc", "noise", "consensus", "gp")
 MODES: tuple[str, ...] = ("simultaneous", "alternating")
 
 # Defaults of the paper's notebook (LMescheder/GAN_stability, notebooks/DiracGAN.ipynb), in gankit's convention
@@ -57,7 +57,7 @@ MODES: tuple[str, ...] = ("simultaneous", "alternating")
 #   consensus: gamma = 1 in gamma/2 ||v||^2.
 # RLC is not in the paper; it gets the R1 weight and gankit's default decay.
 DEFAULT_WEIGHTS: dict[str, float] = {
-    "none": 0.0, "r1": 0.3, "r2": 0.3, "rlc": 0.3, "noise": 0.7, "consensus": 1.0, "gp": 0.35,
+    "none": 0.0, "r1": 0.3, "r2": 0.3, "r1+r2": 0.3, "rlc": 0.3, "noise": 0.7, "consensus": 1.0, "gp": 0.35,
 }
 DEFAULTS: dict[str, Any] = {
     "mode": "simultaneous", "n_d": 1, "lr": 0.2, "steps": 500, "start": (1.0, 1.0), "clip": 1.0,
@@ -81,11 +81,14 @@ LOSS_HELP: dict[str, str] = {
     "lsgan": "least squares GAN (gankit 'lsgan', a=0, b=1, c=1)",
     "hinge": "hinge loss (gankit 'hinge')",
     "dragan": "DRAGAN: gankit 'gan' + gankit 'dragan' (weight 0.35, noise_std 0.5)",
+    "rpgan": "relativistic pairing GAN (gankit 'rpgan', Huang et al. 2024): softplus of the score differences",
+    "ragan": "relativistic average GAN (gankit 'ragan', Jolicoeur-Martineau 2018): against the other side's mean",
 }
 REG_HELP: dict[str, str] = {
     "none": "no regularizer",
     "r1": "gankit 'r1': weight/2 |dD/dx|^2 at real data (weight = gamma)",
     "r2": "gankit 'r2': weight/2 |dD/dx|^2 at generated data (weight = gamma)",
+    "r1+r2": "gankit 'r1' and 'r2' together, each with weight gamma (R3GAN's pair)",
     "rlc": "gankit 'rlc' (LeCam): weight * [(D(x)-a_F)^2 + (D(G(z))-a_R)^2], EMA anchors",
     "noise": "gankit 'noise': instance noise N(0, weight^2) on real and generated inputs (weight = sigma)",
     "consensus": "consensus optimisation: both players add weight/2 |v|^2 (lab, not a gankit regularizer)",
@@ -127,6 +130,8 @@ def validate(*, loss: str | None = None, reg: str | None = None, mode: str | Non
         _one_of("regularizer", reg, REG_NAMES, "--reg")
     if mode is not None:
         _one_of("update rule", mode, MODES, "--mode")
+    if loss is not None and reg is not None and unsupported(loss, reg):
+        raise GankitError(unsupported(loss, reg))
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         raise GankitError(f"--weight must be a finite number >= 0, got {weight}")
     if n_d is not None and (isinstance(n_d, bool) or not isinstance(n_d, int) or n_d <= 0):
@@ -157,20 +162,25 @@ _LOSS_SPECS: dict[str, tuple[str, dict[str, Any] | None, bool]] = {
     "lsgan": ("lsgan", None, False),
     "hinge": ("hinge", None, False),
     "dragan": ("gan", {"name": "dragan", "weight": DRAGAN_WEIGHT, "noise_std": DRAGAN_NOISE_STD}, False),
+    "rpgan": ("rpgan", None, False),
+    "ragan": ("ragan", None, False),
 }
 
 
-def _reg_spec(reg: str, weight: float) -> dict[str, Any] | None:
+def _reg_specs(reg: str, weight: float) -> list[dict[str, Any]]:
+    """The gankit specs of a --reg setting (none, one, or R1 and R2 together)."""
     if reg in ("none", "consensus"):
-        return None
+        return []
     if reg in ("r1", "r2"):
-        return {"name": reg, "weight": weight}
+        return [{"name": reg, "weight": weight}]
+    if reg == "r1+r2":
+        return [{"name": "r1", "weight": weight}, {"name": "r2", "weight": weight}]
     if reg == "rlc":
-        return {"name": "rlc", "weight": weight, "decay": RLC_DECAY}
+        return [{"name": "rlc", "weight": weight, "decay": RLC_DECAY}]
     if reg == "gp":
-        return {"name": "gp", "weight": weight, "target": GP_TARGET}
+        return [{"name": "gp", "weight": weight, "target": GP_TARGET}]
     if reg == "noise":
-        return {"name": "noise", "sigma": weight}
+        return [{"name": "noise", "sigma": weight}]
     raise GankitError(f"--reg: unknown regularizer {reg!r}; choose one of: {', '.join(REG_NAMES)}")
 
 
@@ -232,12 +242,18 @@ class _Batch:
         consensus = torch.zeros(n, dtype=dtype)
         clip_games, sim = [], []
         for i, m in enumerate(methods):
+            if unsupported(m.loss, m.reg):
+                raise GankitError(unsupported(m.loss, m.reg))
             loss_name, builtin, clipped = _LOSS_SPECS[m.loss]
-            if loss_name not in losses:
-                losses[loss_name] = LOSSES.build(loss_name, "dirac.loss")
-            game_loss.append(loss_name)
+            loss_obj = LOSSES.build(loss_name, "dirac.loss")
+            # A batch-coupled loss (RaGAN's batch means) must see one game's samples only: a block of its own.
+            loss_key: Any = (loss_name, i) if loss_obj.batch_coupled else loss_name
+            if loss_key not in losses:
+                losses[loss_key] = loss_obj
+            game_loss.append(loss_key)
             pens = []
-            for role, spec in (("loss", builtin), ("reg", _reg_spec(m.reg, m.w))):
+            specs = [("loss", builtin)] + [("reg", spec) for spec in _reg_specs(m.reg, m.w)]
+            for role, spec in specs:
                 if spec is None or spec["name"] == "noise":
                     continue
                 key = _key(spec)  # the same penalty from the loss and from --reg: one block, the game twice
@@ -328,7 +344,7 @@ class _Batch:
         for b in self.loss_blocks:
             r, f = real_out[b.sidx], fake_out[b.sidx]
             if need_g:
-                term = b.n_games * b.obj.g_loss(f)
+                term = b.n_games * b.obj.g_loss(f, r if b.obj.needs_real_in_g else None)
                 g_total = term if g_total is None else g_total + term
             if need_d and (want_d or b.has_consensus):
                 term = b.n_games * b.obj.d_loss(r, f)
@@ -645,12 +661,26 @@ def run_method(loss: str = "gan", reg: str = "none", *, mode: str = DEFAULTS["mo
 def grid_methods(losses: Sequence[str] = LOSS_NAMES, regs: Sequence[str] = REG_NAMES,
                  modes: Sequence[str] = MODES, weights: dict[str, float] | None = None) -> list[Method]:
     weights = weights or {}
-    return [Method(lo, re, mo, weights.get(re)) for lo in losses for re in regs for mo in modes]
+    return [Method(lo, re, mo, weights.get(re)) for lo in losses for re in regs for mo in modes
+            if not unsupported(lo, re)]
+
+
+def unsupported(loss: str, reg: str) -> str | None:
+    """Why the lab cannot run a loss with a regularizer setting, or None.
+
+    Instance noise with a relativistic loss: the lab takes the expectation over the noise with the same 16 points
+    for the real and the generated sample, so a loss of the pair's difference (RpGAN) would see the noise cancel
+    instead of an independent draw on each side; its Jacobian would be wrong."""
+    if reg == "noise" and loss in ("rpgan", "ragan"):
+        return (f"--reg noise with --loss {loss}: the lab's expected instance noise draws the same points for real "
+                "and generated samples, which a relativistic loss compares; choose another regularizer")
+    return None
 
 
 def run_grid(losses: Sequence[str] = LOSS_NAMES, regs: Sequence[str] = REG_NAMES, modes: Sequence[str] = MODES,
              *, weights: dict[str, float] | None = None, **kwargs: Any) -> list[DiracResult]:
-    """Every loss x regularizer x update rule (7 x 7 x 2 = 98 by default) as one batch."""
+    """Every loss x regularizer x update rule the lab supports (9 x 8 x 2 less the 4 relativistic-loss + noise
+    cells = 140 by default) as one batch."""
     return run_methods(grid_methods(losses, regs, modes, weights), **kwargs)
 
 

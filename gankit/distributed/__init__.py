@@ -13,9 +13,10 @@ function below is then the identity or a no-op, and a one-process run is exactly
 from gankit.distributed.collectives import (SharedError, all_mean, average_buffers, broadcast_from_main,
                                             broadcast_state, check_same, gather_objects, machine_main_first, on_main,
                                             reduce_gradients)
-from gankit.distributed.process import (is_main, launched, local_rank, peer_failure, rank, setup, shutdown,
-                                        world_size)
+from gankit.distributed.process import (exit_process, is_main, launched, local_rank, peer_failure, rank, setup,
+                                        shutdown, world_size)
 
 __all__ = ["SharedError", "all_mean", "average_buffers", "broadcast_from_main", "broadcast_state", "check_same",
+           "exit_process",
            "gather_objects", "is_main", "launched", "local_rank", "machine_main_first", "on_main", "peer_failure",
            "rank", "reduce_gradients", "setup", "shutdown", "world_size"]

@@ -134,3 +134,23 @@ def shutdown(wait: bool = False) -> None:
         dist.destroy_process_group()
     except (RuntimeError, ValueError):  # a peer is gone already: nothing left to close cleanly
         pass
+
+
+def exit_process(status: int) -> None:
+    """End a launched rank now, after ``shutdown``: flush the standard streams and leave through ``os._exit``.
+
+    Why: gloo's C++ worker and transport threads belong to objects that Python may free only during interpreter
+    finalization (a Work or the group kept alive by a reference cycle). Freeing them there can destroy a joinable
+    std::thread or take the GIL of a dying interpreter, and the process aborts ("terminate called without an active
+    exception", SIGABRT) after a run that succeeded. By now every file is written and closed (atomic renames) and
+    the group is destroyed, so nothing is lost by skipping finalization; the exit status is kept."""
+    import gc
+    import sys
+
+    gc.collect()  # free what the group left in cycles while the interpreter is whole
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    os._exit(status)

@@ -50,6 +50,8 @@ def run_study(configs: list[str], n_seeds: int, out: Path, overrides: list[str])
     names = [Path(c).stem if c.endswith((".yaml", ".yml")) else c for c in configs]
     if len(set(names)) != len(names):
         raise GankitError("each config may appear once in a study")
+    if (out / "config.yaml").is_file():  # a single run's directory (gankit train --out): never train into it
+        raise GankitError(f"--out: {out} holds a single run (config.yaml), not a study; choose another folder")
     make_folder(out, "--out")
     study: dict[str, Any] = {}
     for name, cfg in zip(names, cfgs):
