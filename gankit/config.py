@@ -276,12 +276,16 @@ def shipped_configs() -> list[str]:
 def locate(name_or_path: str) -> Path:
     """A shipped config name (``ring_gan_r1``) or a path to a YAML file."""
     path = Path(name_or_path)
-    if path.suffix in (".yaml", ".yml") or path.exists():
+    # A YAML suffix or an existing file means a path; a folder of the same name (say a run directory made by
+    # `--out mnist_dcgan` in the working directory) never hides the shipped config of that name.
+    if path.suffix in (".yaml", ".yml") or path.is_file():
         if not path.is_file():
             raise ConfigError(f"config file {path} does not exist")
         return path
     if name_or_path in shipped_configs():
         return Path(str(resources.files("gankit") / "configs" / f"{name_or_path}.yaml"))
+    if path.is_dir():
+        raise ConfigError(f"config {path} is a folder, not a YAML file (to continue a run there: --resume {path})")
     raise ConfigError(f"unknown config '{name_or_path}'; choose a YAML path or one of: {', '.join(shipped_configs())}")
 
 

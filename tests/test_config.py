@@ -90,6 +90,17 @@ def test_unknown_config_name_lists_shipped_ones():
         config.load("nope")
 
 
+def test_a_folder_named_like_a_shipped_config_does_not_hide_it(tmp_path, monkeypatch):
+    """A run directory made by `--out ring_gan` in the working directory: `gankit train ring_gan` still trains
+    the shipped config; a folder that names no shipped config is a one-line error."""
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "ring_gan").mkdir()
+    (tmp_path / "my_run").mkdir()
+    assert config.load("ring_gan").name == "ring_gan"
+    with pytest.raises(ConfigError, match="my_run is a folder"):
+        config.load("my_run")
+
+
 def test_every_shipped_config_resolves():
     names = config.shipped_configs()
     for study in ("gan", "gan_r1", "wgan", "wgan_gp", "sngan", "lsgan", "hinge", "dragan", "rlc"):
