@@ -47,6 +47,14 @@ class Domain:
         """Samples as `gankit sample` writes them."""
         return samples
 
+    def check_metric_names(self, names: list[str]) -> None:
+        """Raise a one-line GankitError when this kind of data cannot report the registered metrics ``names``."""
+
+    def sample_report(self, exp: "Experiment", generate: Any, n: int) -> dict[str, Any]:
+        """What every evaluation reports from n samples of ``generate`` (gankit.evaluation.Generate), before any
+        registered metric."""
+        raise NotImplementedError
+
     def write_png(self, exp: "Experiment", samples: Tensor, out: Path, title: str, per_class: bool) -> None:
         raise NotImplementedError
 
@@ -72,6 +80,23 @@ class Points(Domain):
 
     def best_metrics(self, exp: "Experiment", eval_metrics: list[str]) -> list[str]:
         return [m for m in TOY_BEST if exp.conditional or not m.startswith("class_")]
+
+    def check_metric_names(self, names: list[str]) -> None:
+        if names:
+            raise GankitError(f"metrics {', '.join(names)} are for image runs; toy runs report modes, high_quality "
+                              "and reverse_kl")
+
+    def sample_report(self, exp: "Experiment", generate: Any, n: int) -> dict[str, Any]:
+        """The mode metrics (gankit.metrics.toy), and in a conditional run the per-class accuracy."""
+        from gankit.evaluation import toy_class_accuracy
+        from gankit.metrics.toy import toy_metrics
+
+        samples = generate.many(n)
+        means, std = exp.data.info["means"], exp.data.info["std"]
+        out = toy_metrics(samples.x, means, std)
+        if exp.conditional:
+            out.update(toy_class_accuracy(samples, means, std))
+        return out
 
     def write_png(self, exp: "Experiment", samples: Tensor, out: Path, title: str, per_class: bool) -> None:
         real = exp.data.real_batch(max(len(samples), 2500)).cpu().numpy()
@@ -106,6 +131,13 @@ class Images(Domain):
 
     def best_metrics(self, exp: "Experiment", eval_metrics: list[str]) -> list[str]:
         return eval_metrics
+
+    def sample_report(self, exp: "Experiment", generate: Any, n: int) -> dict[str, Any]:
+        """Per-channel pixel statistics of up to 5,000 samples next to the data's (gankit.evaluation)."""
+        from gankit.evaluation import pixel_statistics
+
+        k = min(n, 5000)
+        return pixel_statistics(generate.many(k).x, exp.data.real_batch(k))
 
     def to_output(self, samples: Tensor) -> Tensor:
         from gankit.data.base import to_uint8

@@ -13,10 +13,8 @@ from gankit import distributed
 from gankit.data.base import Batch
 from gankit.errors import GankitError
 from gankit.experiment import Experiment
-from gankit.metrics.toy import toy_metrics
 
-# Toy metrics that a `best` checkpoint can follow, with their direction (True: higher is better).
-TOY_BEST = {"modes": True, "high_quality": True, "reverse_kl": False, "class_accuracy": True}
+from gankit.domain import TOY_BEST  # toy metrics a `best` checkpoint can follow, with their direction
 
 
 class Generate:
@@ -92,9 +90,7 @@ def check_metric_names(exp: Experiment, names: list[str]) -> list[str]:
     (its ``check_run``: conditional, image shape, Q head)."""
     if not names:
         return []
-    if exp.data.kind == "toy":
-        raise GankitError(f"metrics {', '.join(names)} are for image runs; toy runs report modes, high_quality "
-                          "and reverse_kl")
+    exp.domain.check_metric_names(names)
     from gankit.metrics import get_metric, parse_names
 
     names = parse_names(names)
@@ -128,18 +124,7 @@ def evaluate(exp: Experiment, step: int, n: int, *, seed: int = 0, metrics: list
     # over the ranks (compute_metrics); every rank returns the same results.
     with torch.random.fork_rng(devices=devices):
         generate = Generate(exp, seed)
-        if exp.data.kind == "toy":
-            def toy() -> dict[str, Any]:
-                samples = generate.many(n)
-                out = toy_metrics(samples.x, exp.data.info["means"], exp.data.info["std"])
-                if exp.conditional:
-                    out.update(toy_class_accuracy(samples, exp.data.info["means"], exp.data.info["std"]))
-                return out
-
-            result.update(distributed.on_main(toy))
-            return result
-        result.update(distributed.on_main(lambda: pixel_statistics(generate.many(min(n, 5000)).x,
-                                                                   exp.data.real_batch(min(n, 5000)))))
+        result.update(distributed.on_main(lambda: exp.domain.sample_report(exp, generate, n)))
         if names:
             from gankit.metrics import compute_metrics
 
