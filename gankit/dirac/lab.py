@@ -130,8 +130,8 @@ def validate(*, loss: str | None = None, reg: str | None = None, mode: str | Non
         _one_of("regularizer", reg, REG_NAMES, "--reg")
     if mode is not None:
         _one_of("update rule", mode, MODES, "--mode")
-    if loss is not None and reg is not None and unsupported(loss, reg):
-        raise GankitError(unsupported(loss, reg))
+    if loss is not None and reg is not None and (why := unsupported(loss, reg)):
+        raise GankitError(why)
     if weight is not None and not (math.isfinite(weight) and weight >= 0):
         raise GankitError(f"--weight must be a finite number >= 0, got {weight}")
     if n_d is not None and (isinstance(n_d, bool) or not isinstance(n_d, int) or n_d <= 0):
@@ -229,7 +229,8 @@ class _Batch:
         self.n = n = len(methods)
         self.dtype = dtype
         self.expected_noise = expected_noise
-        losses: dict[str, Any] = {}
+        built: dict[str, Any] = {}  # each loss once, by name
+        losses: dict[Any, Any] = {}  # block key -> loss
         penalties: dict[tuple, Regularizer] = {}
         noises: dict[float, InstanceNoise] = {}
         self.clipper = REGULARIZERS.build({"name": "clip", "clip": float(clip)}, "dirac.clip")
@@ -242,14 +243,14 @@ class _Batch:
         consensus = torch.zeros(n, dtype=dtype)
         clip_games, sim = [], []
         for i, m in enumerate(methods):
-            if unsupported(m.loss, m.reg):
-                raise GankitError(unsupported(m.loss, m.reg))
+            if why := unsupported(m.loss, m.reg):
+                raise GankitError(why)
             loss_name, builtin, clipped = _LOSS_SPECS[m.loss]
-            loss_obj = LOSSES.build(loss_name, "dirac.loss")
+            if loss_name not in built:
+                built[loss_name] = LOSSES.build(loss_name, "dirac.loss")
             # A batch-coupled loss (RaGAN's batch means) must see one game's samples only: a block of its own.
-            loss_key: Any = (loss_name, i) if loss_obj.batch_coupled else loss_name
-            if loss_key not in losses:
-                losses[loss_key] = loss_obj
+            loss_key: Any = (loss_name, i) if built[loss_name].batch_coupled else loss_name
+            losses[loss_key] = built[loss_name]
             game_loss.append(loss_key)
             pens = []
             specs = [("loss", builtin)] + [("reg", spec) for spec in _reg_specs(m.reg, m.w)]

@@ -6,39 +6,26 @@ from __future__ import annotations
 from typing import Any
 
 from gankit.metrics import features as F
-from gankit.metrics.base import (CLASSIFIER_FEATURES, CLASSIFIER_LOGITS, Metric, MetricInputs, MetricSettings,
-                                 register_metric)
-from gankit.metrics.fid import frechet_result
-from gankit.metrics.isc import check_splits, score_result
+from gankit.metrics.base import CLASSIFIER_FEATURES, CLASSIFIER_LOGITS, Metric, MetricInputs, register_metric
+from gankit.metrics.fid import FrechetDistance
+from gankit.metrics.isc import LogitScore
 
 
 @register_metric
-class ClassifierFrechetDistance(Metric):
+class ClassifierFrechetDistance(FrechetDistance):
     name = "cfd"
     help = "Frechet distance in the MNIST/Fashion-MNIST classifier's 128-d feature space; lower is better"
-    higher_is_better = False
     needs = (CLASSIFIER_FEATURES,)
     reference = "classifier"
-
-    def compute(self, inputs: MetricInputs) -> dict[str, Any]:
-        return frechet_result(inputs.generated[CLASSIFIER_FEATURES], inputs.references["classifier"],
-                              inputs.protocol(CLASSIFIER_FEATURES, True))
+    stream = CLASSIFIER_FEATURES
 
 
 @register_metric
-class ClassifierScore(Metric):
+class ClassifierScore(LogitScore):
     name = "cs"
     help = "classifier score: the Inception Score formula with the MNIST/Fashion-MNIST classifier; higher is better"
-    higher_is_better = True
     needs = (CLASSIFIER_LOGITS,)
-
-    def check_count(self, n: int, what: str, settings: MetricSettings) -> None:
-        check_splits(self.name, n, what, settings.is_splits)
-
-    def compute(self, inputs: MetricInputs) -> dict[str, Any]:
-        splits = inputs.settings.is_splits
-        return score_result(inputs.generated[CLASSIFIER_LOGITS], splits,
-                            inputs.protocol(CLASSIFIER_LOGITS, False, splits=splits))
+    stream = CLASSIFIER_LOGITS
 
 
 @register_metric

@@ -52,7 +52,6 @@ def parse_names(names: str | Iterable[str]) -> list[str]:
     """'fid,is' or ['fid', 'is'] -> ['fid', 'is'] (order kept, duplicates dropped); unknown names are a one-line
     GankitError listing the registered ones."""
     items = names.split(",") if isinstance(names, str) else list(names)
-    valid = ", ".join(metric_names())
     out: list[str] = []
     for item in items:
         name = str(item).strip().lower()
@@ -62,7 +61,7 @@ def parse_names(names: str | Iterable[str]) -> list[str]:
         if name not in out:
             out.append(name)
     if not out:
-        raise GankitError(f"no metric given; valid metrics: {valid}")
+        raise GankitError(f"no metric given; valid metrics: {', '.join(metric_names())}")
     return out
 
 

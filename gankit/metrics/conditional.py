@@ -43,38 +43,38 @@ def conditional_metrics(names: list[str], generate_class: Callable[[int, int], T
     return {m.name: m.compute_per_class(request) for m in metrics}
 
 
-@register_metric
-class IntraFID(Metric):
-    name = "intra_fid"
-    help = "conditional runs: mean over classes of the FID of each class's samples to that class's images"
+class IntraFrechetDistance(Metric):
+    """The mean over classes of each class's Frechet distance, in ``extractor``'s space (None: the run's
+    Inception extractor under its resize protocol)."""
+
     higher_is_better = False
-    needs = (INCEPTION_FEATURES,)  # per class
-    reference = "inception"
     scope = "per_class"
+    extractor: str | None = None
 
     def compute_per_class(self, request: PerClassRequest) -> dict[str, Any]:
         from gankit.metrics.compute import intra_fid
 
         return intra_fid(request.generate_class, request.n_per_class, request.spec, device=request.device,
-                         batch_size=request.batch_size, extractor=request.extractor,
+                         batch_size=request.batch_size, extractor=self.extractor or request.extractor,
                          inception_weights=request.inception_weights, protocol=request.common,
                          resize_protocol=request.resize_protocol)
 
 
 @register_metric
-class IntraClassifierFD(Metric):
+class IntraFID(IntraFrechetDistance):
+    name = "intra_fid"
+    help = "conditional runs: mean over classes of the FID of each class's samples to that class's images"
+    needs = (INCEPTION_FEATURES,)  # per class
+    reference = "inception"
+
+
+@register_metric
+class IntraClassifierFD(IntraFrechetDistance):
     name = "intra_cfd"
     help = "conditional runs: mean per-class Frechet distance in the MNIST/Fashion-MNIST classifier's space"
-    higher_is_better = False
     needs = (CLASSIFIER_FEATURES,)  # per class
     reference = "classifier"
-    scope = "per_class"
-
-    def compute_per_class(self, request: PerClassRequest) -> dict[str, Any]:
-        from gankit.metrics.compute import intra_fid
-
-        return intra_fid(request.generate_class, request.n_per_class, request.spec, device=request.device,
-                         batch_size=request.batch_size, extractor="classifier", protocol=request.common)
+    extractor = "classifier"
 
 
 @register_metric

@@ -7,7 +7,7 @@ from typing import Any
 from torch import Tensor
 
 from gankit.metrics import features as F
-from gankit.metrics.base import INCEPTION_FEATURES, Metric, MetricInputs, register_metric
+from gankit.metrics.base import INCEPTION_FEATURES, Metric, MetricInputs, Stream, register_metric
 
 
 def frechet_result(features: Tensor, reference: dict[str, Tensor], protocol: dict[str, Any]) -> dict[str, Any]:
@@ -16,14 +16,21 @@ def frechet_result(features: Tensor, reference: dict[str, Tensor], protocol: dic
     return {"value": F.frechet_distance(mu, sigma, reference["mu"], reference["sigma"]), "protocol": protocol}
 
 
-@register_metric
-class FrechetInceptionDistance(Metric):
-    name = "fid"
-    help = "Frechet Inception Distance (pool3, 2048-d) to the reference split; lower is better"
+class FrechetDistance(Metric):
+    """The Frechet distance of one feature stream to its source's reference statistics (fid, cfd)."""
+
     higher_is_better = False
-    needs = (INCEPTION_FEATURES,)
-    reference = "inception"
+    stream: Stream
 
     def compute(self, inputs: MetricInputs) -> dict[str, Any]:
-        return frechet_result(inputs.generated[INCEPTION_FEATURES], inputs.references["inception"],
-                              inputs.protocol(INCEPTION_FEATURES, True))
+        return frechet_result(inputs.generated[self.stream], inputs.references[self.stream.source],
+                              inputs.protocol(self.stream, True))
+
+
+@register_metric
+class FrechetInceptionDistance(FrechetDistance):
+    name = "fid"
+    help = "Frechet Inception Distance (pool3, 2048-d) to the reference split; lower is better"
+    needs = (INCEPTION_FEATURES,)
+    reference = "inception"
+    stream = INCEPTION_FEATURES

@@ -8,7 +8,7 @@ from torch import Tensor
 
 from gankit.errors import GankitError
 from gankit.metrics import features as F
-from gankit.metrics.base import INCEPTION_LOGITS, Metric, MetricInputs, MetricSettings, register_metric
+from gankit.metrics.base import INCEPTION_LOGITS, Metric, MetricInputs, MetricSettings, Stream, register_metric
 
 
 def score_result(logits: Tensor, splits: int, protocol: dict[str, Any]) -> dict[str, Any]:
@@ -22,17 +22,23 @@ def check_splits(name: str, n: int, what: str, splits: int) -> None:
         raise GankitError(f"{what} {n} is smaller than the {splits} splits of {name}; use at least {splits} samples")
 
 
-@register_metric
-class InceptionScore(Metric):
-    name = "is"
-    help = "Inception Score (logits_unbiased, 10 splits) of the generated images; higher is better"
+class LogitScore(Metric):
+    """The Inception Score formula on one logits stream, over ``is_splits`` splits (is, cs)."""
+
     higher_is_better = True
-    needs = (INCEPTION_LOGITS,)
+    stream: Stream
 
     def check_count(self, n: int, what: str, settings: MetricSettings) -> None:
         check_splits(self.name, n, what, settings.is_splits)
 
     def compute(self, inputs: MetricInputs) -> dict[str, Any]:
         splits = inputs.settings.is_splits
-        return score_result(inputs.generated[INCEPTION_LOGITS], splits,
-                            inputs.protocol(INCEPTION_LOGITS, False, splits=splits))
+        return score_result(inputs.generated[self.stream], splits, inputs.protocol(self.stream, False, splits=splits))
+
+
+@register_metric
+class InceptionScore(LogitScore):
+    name = "is"
+    help = "Inception Score (logits_unbiased, 10 splits) of the generated images; higher is better"
+    needs = (INCEPTION_LOGITS,)
+    stream = INCEPTION_LOGITS
