@@ -1,4 +1,4 @@
-"""ms per generator step and peak memory for the CIFAR-10 DCGAN recipe and its WGAN-GP variant.
+"""ms per generator step and peak memory for the CIFAR-10 DCGAN recipe, its WGAN-GP variant and SNGAN-ResNet.
 
 Recipe (issue 4, the reference repos' CIFAR-10 settings): DCGAN G and D, base width 256, multipliers 4-2-1,
 z 128, batch 512, 5 D steps per G step, Adam. Data: CIFAR-10-shaped uint8 noise held on the device (the speed
@@ -42,6 +42,9 @@ METHODS = {
     "WGAN-GP": WGAN_GP + ["regularizers=[{name: gp, weight: 10}]"],
     # The same with the penalty's double backward in bf16 (opt-in; its accuracy: benchmarks/penalty_precision.py).
     "WGAN-GP (bf16 penalty)": WGAN_GP + ["regularizers=[{name: gp, weight: 10, precision: bf16}]"],
+    # cifar10_sngan_resnet's networks: G --width, D half of it (256 and 128 by default, the paper's)
+    "SNGAN-ResNet": ["loss=hinge", "regularizers=[]", "model.generator={name: sngan_resnet, width: {width}}",
+                     "model.discriminator={name: sngan_resnet, width: {half_width}}"],
 }
 CONDITIONAL = ["loss=ns", "regularizers=[]", "data.n_classes=10", "model.conditional=true", "train.d_fake_classes=real"]
 # The conditional recipes of issue 9 (cifar10_cgan, cifar10_cgan_cbn, cifar10_acgan); opt-in with --methods.
@@ -154,7 +157,8 @@ def main() -> None:
     print(f"| method | variant | ms / G step | peak {'GPU ' if device.type == 'cuda' else ''}memory (GiB) |")
     print("|---|---|---|---|")
     for method in args.methods.split(","):
-        extra = {**METHODS, **CONDITIONAL_METHODS}[method]
+        extra = [o.replace("{width}", str(args.width)).replace("{half_width}", str(max(1, args.width // 2)))
+                 for o in {**METHODS, **CONDITIONAL_METHODS}[method]]
         if not args.no_plain and method in PLAIN:
             ms, peak = measure(plain_step(args.width, args.batch, device, PLAIN[method]), args.steps, device)
             print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |",

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from torch import nn
-
 from gankit.errors import ConfigError
 
 if TYPE_CHECKING:
@@ -139,10 +137,6 @@ def lazy_interval(exp: "Experiment") -> int | None:
     return intervals[0]
 
 
-def has_spectral_norm(net: nn.Module) -> bool:
-    return any(type(m).__name__ == "_SpectralNorm" for m in net.modules())
-
-
 def stack_blocker(exp: "Experiment") -> str | None:
     """None when the seeds of this config can train as one stacked model, else the reason they cannot."""
     cfg = exp.cfg
@@ -158,8 +152,4 @@ def stack_blocker(exp: "Experiment") -> str | None:
     for i, aug in enumerate(exp.augmentations):
         if aug.stateful:
             return f"augment.{i}: its adaptive p is shared state"
-    for name, net in exp.networks.items():
-        if has_spectral_norm(net):
-            # torch's power iteration updates its vectors with out= ops, which vmap cannot batch.
-            return f"spectral norm in the {name}"
     return None

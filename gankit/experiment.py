@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from gankit import compat, distributed
+from gankit.batch_layout import RowLayout
 from gankit.config import Config
 from gankit.data import InMemoryData
 from gankit.data.base import class_frequencies
@@ -183,6 +184,7 @@ class Experiment:
         # One D forward on real and fake together halves the launches, but batch norm would mix their statistics.
         # Packs must not mix real and generated samples: packed runs score them separately.
         self.joint_forward = not has_batch_norm(self.discriminator) and m.pack == 1
+        self.batch_layout = RowLayout()  # how that call joins the two batches (a seed stack joins per seed)
         self.channels_last = cfg.train.channels_last and len(shape) == 3
         if self.channels_last and cfg.train.compile:
             # Measured on an H100 (torch 2.11): inductor fails on channels_last transposed convolutions with a

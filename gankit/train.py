@@ -109,10 +109,11 @@ class Trainer:
                      inputs: DInputs | None = None) -> tuple[DOutput, DOutput]:
         real_extra, fake_extra = (inputs.real, inputs.fake) if inputs is not None else (None, None)
         if self.exp.joint_forward:  # one D call on [real; fake]: half the launches (no batch norm to mix)
+            join = (layout := self.exp.batch_layout).join
             real, fake = self.augment(real), self.augment(fake)
-            y = torch.cat([real_y, fake_y]) if real_y is not None and fake_y is not None else None
-            extra = {k: torch.cat([real_extra[k], fake_extra[k]]) for k in fake_extra} if fake_extra else {}
-            return as_output(self.exp.d_forward(torch.cat([real, fake]), y, **extra)).split(len(real))
+            y = join(real_y, fake_y) if real_y is not None and fake_y is not None else None
+            extra = {k: join(real_extra[k], fake_extra[k]) for k in fake_extra} if fake_extra else {}
+            return as_output(self.exp.d_forward(join(real, fake), y, **extra)).split(len(real), layout)
         return self.run_d(real, real_y, real_extra), self.run_d(fake, fake_y, fake_extra)
 
     def _step(self, player: str, loss: Tensor) -> None:

@@ -96,6 +96,45 @@ def largest_singular_value(w, dim=0):
     return torch.linalg.matrix_norm(w.detach().transpose(0, dim).flatten(1), ord=2).item()
 
 
+@pytest.mark.parametrize("layer", [lambda: nn.Linear(6, 5), lambda: nn.Conv2d(3, 4, 3),
+                                   lambda: nn.ConvTranspose2d(4, 3, 4)])
+def test_stackable_spectral_norm_equals_torchs_and_batches_under_vmap(layer):
+    """gankit's spectral norm is torch's (same init, same power iteration, same vectors and keys), and vmap
+    batches it: seed s of a stack of 3 gives seed s's own outputs and power-iteration vectors."""
+    from torch.func import functional_call, stack_module_state, vmap
+
+    from gankit.models.spectral import spectral_norm
+
+    nets = []
+    for s in range(3):
+        torch.manual_seed(s)
+        base = layer()
+        torch.manual_seed(100 + s)  # the same random u, v at init for both
+        ours = spectral_norm(copy.deepcopy(base))
+        torch.manual_seed(100 + s)
+        theirs = nn.utils.parametrizations.spectral_norm(base)
+        nets.append((ours, theirs))
+    ours0, theirs0 = nets[0]
+    # (not ours0.weight: reading a parametrized weight in training mode runs a power iteration)
+    linear = isinstance(ours0, nn.Linear)
+    x = torch.randn(3, 2, *((ours0.in_features,) if linear else (ours0.in_channels, 7, 7)))
+    assert ours0.state_dict().keys() == theirs0.state_dict().keys()
+    for _ in range(4):  # training-mode forwards: one power iteration each
+        torch.testing.assert_close(ours0(x[0]), theirs0(x[0]), rtol=1e-6, atol=1e-6)
+    for key, value in theirs0.state_dict().items():
+        torch.testing.assert_close(ours0.state_dict()[key], value, rtol=1e-6, atol=1e-6, msg=key)
+    # stacked: per-seed outputs and per-seed vectors, updated in place through vmap
+    wrapped = [nn.Sequential(ours) for ours, _ in nets]  # one class for all (parametrize makes one per layer)
+    singles = [copy.deepcopy(w) for w in wrapped]
+    params, buffers = stack_module_state(wrapped)
+    meta = copy.deepcopy(wrapped[0]).to("meta")
+    out = vmap(lambda p, b, xi: functional_call(meta, (p, b), (xi,)))(params, buffers, x)
+    for s, single in enumerate(singles):
+        torch.testing.assert_close(out[s], single(x[s]), rtol=1e-5, atol=1e-6)
+        torch.testing.assert_close(buffers["0.parametrizations.weight.0._u"][s],
+                                   single[0].parametrizations.weight[0]._u, rtol=1e-5, atol=1e-6)
+
+
 def test_spectral_norm_on_every_layer_and_sigma_is_one():
     torch.manual_seed(0)
     d = build("discriminator", width=8, spectral_norm=True, batch_norm=False)

@@ -17,6 +17,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import ParamError
+from gankit.batch_layout import RowLayout
 from gankit.models.layers import FP32Linear
 from gankit.prior import CodeSpec
 
@@ -32,11 +33,13 @@ class DOutput(NamedTuple):
     def float(self) -> "DOutput":
         return DOutput(self.logit.float(), {k: v.float() for k, v in self.heads.items()})
 
-    def split(self, n: int) -> tuple["DOutput", "DOutput"]:
-        """The first n samples and the rest (D ran on real and generated samples together)."""
-        first = DOutput(self.logit[:n], {k: v[:n] for k, v in self.heads.items()})
-        rest = DOutput(self.logit[n:], {k: v[n:] for k, v in self.heads.items()})
-        return first, rest
+    def split(self, n: int, layout: "RowLayout | None" = None) -> tuple["DOutput", "DOutput"]:
+        """The first n samples and the rest (D ran on real and generated samples together, joined by ``layout``;
+        default: [first; rest] along the rows)."""
+        layout = layout or RowLayout()
+        parts = {k: layout.split(v, n) for k, v in self.heads.items()}
+        first, rest = layout.split(self.logit, n)
+        return DOutput(first, {k: p[0] for k, p in parts.items()}), DOutput(rest, {k: p[1] for k, p in parts.items()})
 
 
 def as_output(out: Tensor | DOutput) -> DOutput:

@@ -43,7 +43,7 @@ from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
+from gankit.models.spectral import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
 from gankit.prior import CodeSpec

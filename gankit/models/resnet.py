@@ -35,7 +35,7 @@ from typing import Annotated, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.nn.utils.parametrizations import spectral_norm as apply_spectral_norm
+from gankit.models.spectral import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
 from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, class_head,

@@ -38,6 +38,7 @@ from gankit.experiment import Experiment
 from gankit.io import make_folder
 from gankit.optim import EMA
 from gankit.run import RunDir, dump_config
+from gankit.batch_layout import SeedLayout
 from gankit.study.stack import RngStates, SeedData, SeedPrior, SeedStack
 from gankit.tracking import LossTracker
 from gankit.compat import stack_blocker
@@ -217,7 +218,7 @@ def stack_experiments(exps: list[Experiment], rngs: RngStates) -> Experiment:
     stacked.prior = SeedPrior(base.prior, rngs)
     stacked.g_forward = stacked.networks["generator"]
     stacked.d_forward = stacked.networks["discriminator"]
-    stacked.joint_forward = False  # a joint [real; fake] batch would not split into per-seed blocks
+    stacked.batch_layout = SeedLayout(len(exps))  # D's joint [real; fake] call joins per seed
     stacked.channels_last = False
     return stacked
 
