@@ -265,7 +265,7 @@ def test_backward_reaches_every_parameter_and_double_backward_works():
 def test_resolved_spec_states_the_defaults():
     assert MODELS.resolve({"name": "dcgan"}, "model.generator") == {
         "name": "dcgan", "width": 64, "multipliers": None, "batch_norm": True, "spectral_norm": False,
-        "activation": "auto", "init": "dcgan", "condition": "auto", "class_head": False, "q_head": False,
+        "activation": "auto", "leaky_slope": 0.2, "init": "dcgan", "condition": "auto", "class_head": False, "q_head": False,
         "q_hidden": 0}
 
 
@@ -310,3 +310,28 @@ def test_mlp_widths_and_batch_norm():
 def test_bad_mlp_params_are_config_errors_naming_the_key(spec, needle):
     with pytest.raises(ConfigError, match=re.escape(needle)):
         MODELS.build({"name": "mlp", **spec}, "model.generator", "generator", (1, 28, 28), Z)
+
+
+@pytest.mark.parametrize("name, role, shape", [("dcgan", "discriminator", (1, 28, 28)), ("dcgan", "generator", (1, 28, 28)),
+                                               ("mlp", "discriminator", (2,))])
+def test_leaky_slope_sets_every_leaky_relu(name, role, shape):
+    load_builtins()
+    spec = {"name": name, "leaky_slope": 0.01, "activation": "leaky_relu"}
+    net = MODELS.build(spec, "m", role, shape, 8)
+    leaky = [m for m in net.modules() if isinstance(m, nn.LeakyReLU) and m is not getattr(net, "q_head", None)]
+    assert leaky and all(m.negative_slope == 0.01 for m in leaky)
+    default = MODELS.build({"name": name, "activation": "leaky_relu"}, "m", role, shape, 8)
+    assert all(m.negative_slope == 0.2 for m in default.modules() if isinstance(m, nn.LeakyReLU))
+    x = torch.full((1, *shape), -1.0)  # the slope reaches the output: same weights, other slope, other numbers
+    default.load_state_dict(net.state_dict())
+    net.eval(), default.eval()
+    assert not torch.allclose(net(x) if role == "discriminator" else net(torch.full((1, 8), -1.0)),
+                              default(x) if role == "discriminator" else default(torch.full((1, 8), -1.0)))
+
+
+@pytest.mark.parametrize("value", ["-0.1", "1.0", "steep"])
+def test_leaky_slope_garbage_is_one_line(value):
+    from gankit_testing import assert_user_error, run_cli
+
+    result = run_cli("train", "ring_gan", "train.steps=1", f"model.discriminator.leaky_slope={value}")
+    assert_user_error(result, "model.discriminator.leaky_slope")

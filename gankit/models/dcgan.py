@@ -39,18 +39,20 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from itertools import islice
+import functools
 from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
-from gankit.models.spectral import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
 from gankit.prior import CodeSpec
 from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead, QHead,
                                        check_q_head, label_planes, one_hot, q_outputs, resolve_condition)
+from gankit.models.spectral import spectral_norm as apply_spectral_norm
 from gankit.models.layers import FP32Conv2d, FP32ConvTranspose2d
-from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE
+from gankit.models.layers import activation as make_activation
+from gankit.registry import AT_LEAST_ONE, FRACTION, MODELS, NON_NEGATIVE
 
 Role = Literal["generator", "discriminator"]
 
@@ -61,7 +63,6 @@ RESOLUTIONS: dict[int, tuple[int, tuple[int, ...]]] = {
     32: (4, (4, 2, 1)),  # 4x4 -> 8x8 -> 16x16 -> 32x32 (CIFAR-10)
     64: (4, (8, 4, 2, 1)),  # 4x4 -> 8x8 -> 16x16 -> 32x32 -> 64x64 (the DCGAN paper's LSUN/CelebA model)
 }
-_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "elu": nn.ELU}
 
 
 def check_data_shape(data_shape: tuple[int, ...]) -> tuple[int, int]:
@@ -131,14 +132,14 @@ class DCGANGenerator(nn.Module):
 
     def __init__(self, data_shape: tuple[int, ...], z_dim: int, width: int, multipliers: list[int] | None,
                  batch_norm: bool, activation: str, init: str, spectral_norm: bool, n_classes: int = 0,
-                 condition: str = "none") -> None:
+                 condition: str = "none", leaky_slope: float = 0.2) -> None:
         super().__init__()
         channels, resolution = check_data_shape(data_shape)
         s0, widths = stage_channels(resolution, width, multipliers)
         self.data_shape = (channels, resolution, resolution)
         self.z_dim, self.n_classes, self.condition = z_dim, n_classes, condition
         self.uses_labels = condition != "none"
-        act = _ACTIVATIONS["relu" if activation == "auto" else activation]
+        act = functools.partial(make_activation, "relu" if activation == "auto" else activation, leaky_slope)
 
         def norm(c: int) -> list[nn.Module]:
             if not batch_norm:
@@ -175,7 +176,7 @@ class DCGANDiscriminator(nn.Module):
 
     def __init__(self, data_shape: tuple[int, ...], width: int, multipliers: list[int] | None, batch_norm: bool,
                  activation: str, init: str, spectral_norm: bool, n_classes: int = 0, condition: str = "none",
-                 with_class_head: bool = False, q_hidden: int | None = None) -> None:
+                 with_class_head: bool = False, q_hidden: int | None = None, leaky_slope: float = 0.2) -> None:
         super().__init__()
         channels, resolution = check_data_shape(data_shape)
         s0, widths = stage_channels(resolution, width, multipliers)
@@ -183,7 +184,7 @@ class DCGANDiscriminator(nn.Module):
         self.data_shape = (channels, resolution, resolution)
         self.n_classes, self.condition = n_classes, condition
         self.uses_labels = condition != "none"
-        act = (lambda: nn.LeakyReLU(0.2)) if activation == "auto" else _ACTIVATIONS[activation]
+        act = functools.partial(make_activation, "leaky_relu" if activation == "auto" else activation, leaky_slope)
         c_in = channels + (n_classes if condition == "concat" else 0)
         layers: list[nn.Module] = [nn.Conv2d(c_in, widths[0], 4, 2, 1), act()]  # never batch norm here
         for c_in, c_out in zip(widths[:-1], widths[1:]):
@@ -239,6 +240,7 @@ def dcgan(
     batch_norm: bool = True,
     spectral_norm: bool = False,
     activation: Literal["auto", "relu", "leaky_relu", "elu"] = "auto",
+    leaky_slope: Annotated[float, FRACTION] = 0.2,
     init: Literal["dcgan", "default"] = "dcgan",
     condition: GCondition | DCondition = "auto",
     class_head: bool = False,
@@ -254,7 +256,8 @@ def dcgan(
         in D for WGAN-GP and other gradient penalties (they need per-sample gradients) and for SNGAN.
     spectral_norm: W / sigma(W) on every convolution (Miyato et al. 2018), one power iteration per training
         forward, and on D's projection embedding and class head; meant for D.
-    activation: auto = ReLU in G, LeakyReLU(0.2) in D (the paper's choice).
+    activation: auto = ReLU in G, LeakyReLU in D (the paper's choice).
+    leaky_slope: LeakyReLU's negative slope (0.2, the paper's; torch's default is 0.01).
     init: dcgan = weights N(0, 0.02), batch-norm scale N(1, 0.02); default = PyTorch's initialisation.
     condition (conditional runs): auto = concat (D with a class head: none, as ACGAN); G: concat (one-hot y
         joined to z) or cbn (conditional batch norms; needs batch_norm); D: concat (one-hot planes joined to the
@@ -268,6 +271,6 @@ def dcgan(
     check_q_head(role, q_head, q_hidden)
     if role == "generator":
         return DCGANGenerator(data_shape, z_dim, width, multipliers, batch_norm, activation, init, spectral_norm,
-                              n_classes, condition)
+                              n_classes, condition, leaky_slope)
     return DCGANDiscriminator(data_shape, width, multipliers, batch_norm, activation, init, spectral_norm,
-                              n_classes, condition, class_head, q_hidden if q_head else None)
+                              n_classes, condition, class_head, q_hidden if q_head else None, leaky_slope)

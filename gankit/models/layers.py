@@ -6,6 +6,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 
+def activation(name: str, leaky_slope: float = 0.2) -> nn.Module:
+    """A hidden layer's nonlinearity by name; ``leaky_slope`` is LeakyReLU's negative slope (0.2: the DCGAN
+    paper's; some reference code uses torch's default 0.01)."""
+    if name == "leaky_relu":
+        return nn.LeakyReLU(leaky_slope)
+    return {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}[name]()
+
+
 class FP32Linear(nn.Linear):
     """A linear layer that computes in its weights' dtype (fp32), also inside a bf16 autocast region.
 

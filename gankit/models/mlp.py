@@ -12,17 +12,17 @@ from typing import Annotated, Literal
 
 import torch
 from torch import Tensor, nn
-from gankit.models.spectral import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
 from gankit.prior import CodeSpec
 from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead, QHead,
                                        check_q_head, class_head, discriminator_output, one_hot, resolve_condition)
+from gankit.models.spectral import spectral_norm as apply_spectral_norm
 from gankit.models.layers import FP32Linear
-from gankit.registry import AT_LEAST_ONE, MODELS, NON_NEGATIVE, POSITIVE
+from gankit.models.layers import activation as make_activation
+from gankit.registry import AT_LEAST_ONE, FRACTION, MODELS, NON_NEGATIVE, POSITIVE
 
 Role = Literal["generator", "discriminator"]
-_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh, "elu": nn.ELU}
 
 
 class MLP(nn.Module):
@@ -44,6 +44,7 @@ class MLP(nn.Module):
         with_class_head: bool = False,
         init_std: float | None = None,
         q_hidden: int | None = None,
+        leaky_slope: float = 0.2,
     ) -> None:
         super().__init__()
         self.role = role
@@ -63,7 +64,7 @@ class MLP(nn.Module):
             if batch_norm:
                 cbn = condition == "cbn"
                 self.norms.append(ConditionalBatchNorm(n_out, n_classes, dims=1) if cbn else nn.BatchNorm1d(n_out))
-            self.acts.append(_ACTIVATIONS[activation]())
+            self.acts.append(make_activation(activation, leaky_slope))
         self.out = FP32Linear(sizes[-1], features if role == "generator" else 1)
         self.tanh = role == "generator" and output == "tanh"
         self.projection = ProjectionHead(sizes[-1], n_classes) if condition == "projection" else None
@@ -133,6 +134,7 @@ def mlp(
     depth: Annotated[int, NON_NEGATIVE] = 3,
     widths: list[Annotated[int, AT_LEAST_ONE]] | None = None,
     activation: Literal["relu", "leaky_relu", "tanh", "elu"] = "relu",
+    leaky_slope: Annotated[float, FRACTION] = 0.2,
     output: Literal["linear", "tanh"] = "linear",
     batch_norm: bool = False,
     spectral_norm: bool = False,
@@ -143,6 +145,7 @@ def mlp(
     q_hidden: Annotated[int, NON_NEGATIVE] = 0,
 ) -> MLP:
     """width, depth: depth hidden layers of width units; widths: one entry per hidden layer, replacing both.
+    leaky_slope: LeakyReLU's negative slope, when activation is leaky_relu.
     batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it).
     condition (conditional runs): auto = concat; G: concat (one-hot y joined to z) or cbn (conditional batch
         norms; needs batch_norm); D: concat (one-hot y joined to x) or projection (+ <embed(y), features>).
@@ -161,4 +164,4 @@ def mlp(
     if q_head and not sizes:
         raise ParamError("depth", "must be >= 1 for a Q head")
     return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,
-               class_head, init_std, q_hidden if q_head else None)
+               class_head, init_std, q_hidden if q_head else None, leaky_slope)

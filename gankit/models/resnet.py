@@ -35,11 +35,11 @@ from typing import Annotated, Literal
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from gankit.models.spectral import spectral_norm as apply_spectral_norm
 
 from gankit.errors import ParamError
 from gankit.models.conditional import (ConditionalBatchNorm, DOutput, ProjectionHead, class_head,
                                        discriminator_output, one_hot, resolve_condition)
+from gankit.models.spectral import spectral_norm as apply_spectral_norm
 from gankit.models.layers import FP32Conv2d, FP32Linear
 from gankit.registry import AT_LEAST_ONE, MODELS
 

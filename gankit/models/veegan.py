@@ -22,9 +22,9 @@ from torch import Tensor, nn
 
 from gankit.errors import ParamError
 from gankit.models.layers import FP32Linear
+from gankit.models.layers import activation as make_activation
 from gankit.registry import AT_LEAST_ONE, MODELS
 
-_ACTIVATIONS = {"relu": nn.ReLU, "leaky_relu": lambda: nn.LeakyReLU(0.2), "tanh": nn.Tanh, "elu": nn.ELU}
 Activation = Literal["relu", "leaky_relu", "tanh", "elu"]
 Init = Literal["pytorch", "reference"]
 
@@ -43,7 +43,7 @@ class MLPStack(nn.Module):
             layers.append((FP32Linear if i == 0 else nn.Linear)(a, b, bias=not norm))  # BN makes a bias redundant
             if norm:
                 layers.append(nn.BatchNorm1d(b))
-            layers.append(_ACTIVATIONS[activation]())
+            layers.append(make_activation(activation))
         self.hidden = nn.Sequential(*layers)
         self.out = FP32Linear(sizes[-1], n_out)
         if init == "reference":
