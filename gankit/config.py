@@ -101,6 +101,9 @@ class TrainConfig:
     # Conditional runs: the classes of D's generated batch: drawn from the prior, or those of the real batch
     # (as the reference CGAN/ACGAN code does); G's own step always draws from the prior.
     d_fake_classes: Literal["prior", "real"] = "prior"
+    # fresh: every D step draws its own real batch; per_g_step: the n_critic D steps of one G step share one
+    # (as afshindini/GAN-Methods-with-Pytorch's critic loop does)
+    critic_real_batch: Literal["fresh", "per_g_step"] = "fresh"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
     # auto: bf16 autocast for images on a GPU with native bf16; fp32 for 2-D toy data (bf16 rounding is as wide

@@ -46,6 +46,7 @@ class Trainer:
         # the training noise (resume equivalence depends on that). A conditional grid has one row per class.
         self.fixed = exp.domain.fixed_latents(exp, torch.Generator().manual_seed(t.seed + 1))
         self.best: dict[str, Any] | None = None  # {"metric", "value", "step"} of checkpoints/best.pt
+        self._held_real: tuple[Tensor, Tensor | None] | None = None  # train.critic_real_batch: per_g_step
         self.tracker: LossTracker | None = None  # set while fit() runs; snapshots log to its TensorBoard
 
     # -- construction -------------------------------------------------------------------------------
@@ -140,7 +141,11 @@ class Trainer:
     def d_step(self, d_index: int) -> dict[str, Tensor]:
         """D's phase: one D step (d_index counts D steps over the run, from 0)."""
         exp = self.exp
-        real, real_y = self._real_batch(self.batch_size)
+        # per_g_step: drawn at each G step's first D step, which is also where every resume starts, so a
+        # resumed run draws what an uninterrupted one draws
+        if self.cfg.train.critic_real_batch == "fresh" or d_index % self.n_critic == 0 or self._held_real is None:
+            self._held_real = self._real_batch(self.batch_size)
+        real, real_y = self._held_real
         z, fake_y = exp.prior.sample(self.batch_size, exp.device)
         if fake_y is not None and self.cfg.train.d_fake_classes == "real":
             fake_y = real_y

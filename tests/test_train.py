@@ -252,3 +252,40 @@ def test_outputs_get_normal_file_permissions(tmp_path):
     for name in ("config.yaml", "eval.json", "checkpoints/last.pt", "samples/strip.png", "loss.png"):
         mode = stat.S_IMODE((tmp_path / "run" / name).stat().st_mode)
         assert mode == 0o666 & ~umask, (name, oct(mode))
+
+
+def test_critic_real_batch_per_g_step_shares_one_real_batch_across_the_critic_steps(tmp_path):
+    """per_g_step: the n_critic D steps of a G step see the same real batch (one draw per G step); fresh draws one
+    per D step. A resume starts at a G step's first D step, so it draws what the uninterrupted run draws."""
+    seen = {}
+    for mode in ("fresh", "per_g_step"):
+        trainer = Trainer.start(config.load(None, [*FAST, "train.n_critic=3", f"train.critic_real_batch={mode}",
+                                                   "train.steps=2"]), tmp_path / mode)
+        draws, reals = [], []
+        sample = trainer.exp.data.sample
+        trainer.exp.data.sample = lambda n: draws.append(n) or sample(n)
+        critic = trainer._critic_pair
+        trainer._critic_pair = lambda real, *rest: reals.append(real.clone()) or critic(real, *rest)
+        for _ in range(2):
+            trainer.train_step()
+        seen[mode] = (len(draws), reals)
+    assert seen["fresh"][0] == 6 and seen["per_g_step"][0] == 2
+    per_step = seen["per_g_step"][1]
+    assert all(torch.equal(per_step[0], r) for r in per_step[1:3]) and not torch.equal(per_step[0], per_step[3])
+    assert not torch.equal(seen["fresh"][1][0], seen["fresh"][1][1])
+    # resume equivalence: 4 steps straight equal 2 + 2 resumed
+    overrides = [*FAST, "train.n_critic=3", "train.critic_real_batch=per_g_step", "train.precision=fp32"]
+    Trainer.start(config.load(None, [*overrides, "train.steps=4"]), tmp_path / "straight").fit()
+    Trainer.start(config.load(None, [*overrides, "train.steps=2"]), tmp_path / "half").fit()
+    Trainer.resume(tmp_path / "half", ["train.steps=4"]).fit()
+    a, b = (load_checkpoint(RunDir(tmp_path / d).checkpoint)["networks"] for d in ("straight", "half"))
+    for net in a:
+        for k in a[net]:
+            assert torch.equal(a[net][k], b[net][k]), (net, k)
+
+
+def test_critic_real_batch_garbage_is_one_line(cli):
+    from gankit_testing import assert_user_error
+
+    assert_user_error(cli("train", "ring_gan", "train.steps=1", "train.critic_real_batch=sometimes"),
+                      "train.critic_real_batch")
