@@ -14,6 +14,22 @@ def activation(name: str, leaky_slope: float = 0.2) -> nn.Module:
     return {"relu": nn.ReLU, "tanh": nn.Tanh, "elu": nn.ELU}[name]()
 
 
+def image_output(a: Tensor, output: str) -> Tensor:
+    """G's last activation. The engine's images live in [-1, 1]; ``sigmoid`` is the image sigmoid(a) in [0, 1]
+    of code that trains on ToTensor() pixels, handed on as 2 * sigmoid(a) - 1 so that data, grids and metrics
+    keep one convention (a D with ``unit_pixels`` reads it back as sigmoid(a))."""
+    if output == "tanh":
+        return a.tanh()
+    if output == "sigmoid":
+        return a.sigmoid() * 2 - 1
+    return a
+
+
+def unit_pixels(x: Tensor) -> Tensor:
+    """[-1, 1] pixels as the [0, 1] pixels that code without Normalize((0.5,), (0.5,)) feeds its D."""
+    return (x + 1) / 2
+
+
 class FP32Linear(nn.Linear):
     """A linear layer that computes in its weights' dtype (fp32), also inside a bf16 autocast region.
 

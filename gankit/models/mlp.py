@@ -18,6 +18,7 @@ from gankit.prior import CodeSpec
 from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput, GCondition, ProjectionHead, QHead,
                                        check_q_head, class_head, discriminator_output, one_hot, resolve_condition)
 from gankit.models.spectral import spectral_norm as apply_spectral_norm
+from gankit.models.layers import image_output, unit_pixels
 from gankit.models.layers import FP32Linear
 from gankit.models.layers import activation as make_activation
 from gankit.registry import AT_LEAST_ONE, FRACTION, MODELS, NON_NEGATIVE, POSITIVE
@@ -36,7 +37,7 @@ class MLP(nn.Module):
         z_dim: int,
         widths: list[int],
         activation: str,
-        output: Literal["linear", "tanh"],
+        output: Literal["linear", "tanh", "sigmoid"],
         spectral_norm: bool,
         batch_norm: bool = False,
         n_classes: int = 0,
@@ -45,6 +46,7 @@ class MLP(nn.Module):
         init_std: float | None = None,
         q_hidden: int | None = None,
         leaky_slope: float = 0.2,
+        unit_input: bool = False,
     ) -> None:
         super().__init__()
         self.role = role
@@ -66,7 +68,8 @@ class MLP(nn.Module):
                 self.norms.append(ConditionalBatchNorm(n_out, n_classes, dims=1) if cbn else nn.BatchNorm1d(n_out))
             self.acts.append(make_activation(activation, leaky_slope))
         self.out = FP32Linear(sizes[-1], features if role == "generator" else 1)
-        self.tanh = role == "generator" and output == "tanh"
+        self.output = output if role == "generator" else "linear"
+        self.unit_input = unit_input
         self.projection = ProjectionHead(sizes[-1], n_classes) if condition == "projection" else None
         self.class_head = class_head(sizes[-1], n_classes) if with_class_head else None
         # InfoGAN's Q head: attached by the experiment once the codes are known (attach_q_head).
@@ -101,8 +104,8 @@ class MLP(nn.Module):
             raise ValueError(f"this {self.role} is conditional: call it with class labels y")
         if self.role == "generator":
             out = self.out(self.features(x, y))
-            return (out.tanh() if self.tanh else out).view(x.shape[0], *self.data_shape)
-        h = self.features(x.flatten(1), y)
+            return image_output(out, self.output).view(x.shape[0], *self.data_shape)
+        h = self.features((unit_pixels(x) if self.unit_input else x).flatten(1), y)
         return discriminator_output(self.out(h).squeeze(1), h, y, self.projection, self.class_head, self.q_head)
 
     def attach_q_head(self, codes: "CodeSpec") -> None:
@@ -135,7 +138,8 @@ def mlp(
     widths: list[Annotated[int, AT_LEAST_ONE]] | None = None,
     activation: Literal["relu", "leaky_relu", "tanh", "elu"] = "relu",
     leaky_slope: Annotated[float, FRACTION] = 0.2,
-    output: Literal["linear", "tanh"] = "linear",
+    output: Literal["linear", "tanh", "sigmoid"] = "linear",
+    unit_pixels: bool = False,
     batch_norm: bool = False,
     spectral_norm: bool = False,
     condition: GCondition | DCondition = "auto",
@@ -146,6 +150,8 @@ def mlp(
 ) -> MLP:
     """width, depth: depth hidden layers of width units; widths: one entry per hidden layer, replacing both.
     leaky_slope: LeakyReLU's negative slope, when activation is leaky_relu.
+    output: G only: linear, tanh, or sigmoid (the image sigmoid(a) in [0, 1], handed on as 2 * sigmoid(a) - 1).
+    unit_pixels: D only: D reads (x + 1) / 2, the [0, 1] pixels of code that trains on ToTensor() images.
     batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it).
     condition (conditional runs): auto = concat; G: concat (one-hot y joined to z) or cbn (conditional batch
         norms; needs batch_norm); D: concat (one-hot y joined to x) or projection (+ <embed(y), features>).
@@ -161,7 +167,11 @@ def mlp(
     if (condition == "projection" or class_head) and not sizes:
         raise ParamError("depth", f"must be >= 1 for {'a projection' if condition == 'projection' else 'a class head'}")
     check_q_head(role, q_head, q_hidden)
+    if role == "generator" and unit_pixels:
+        raise ParamError("unit_pixels", "is D's input mapping; G's is output: sigmoid")
+    if role == "discriminator" and output != "linear":
+        raise ParamError("output", "is G's sample output; D's output is always a linear logit (remove it)")
     if q_head and not sizes:
         raise ParamError("depth", "must be >= 1 for a Q head")
     return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,
-               class_head, init_std, q_hidden if q_head else None, leaky_slope)
+               class_head, init_std, q_hidden if q_head else None, leaky_slope, unit_pixels)
