@@ -249,7 +249,7 @@ def test_shipped_networks_have_the_reference_layers(tmp_path):
     d, f = exp.discriminator, exp.networks["reconstructor"]
     block = ["Linear", "BatchNorm1d", "LeakyReLU"]
     g = exp.generator  # gankit's mlp: hidden linear layers, their norms and activations in three lists
-    assert [m.out_features for m in g.hidden] == [256] * 3 and len(g.norms) == 3 and g.tanh
+    assert [m.out_features for m in g.hidden] == [256] * 3 and len(g.norms) == 3 and g.output == "tanh"
     assert all(isinstance(a, nn.LeakyReLU) and a.negative_slope == 0.2 for a in g.acts)
     assert layers(d) == layers(f) == ["Linear", "LeakyReLU"] + block * 2 + ["Linear"]
     assert d.net.hidden[0].in_features == 2 + 32 and d.net.out.out_features == 1
