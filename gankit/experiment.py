@@ -321,10 +321,15 @@ def load_run(run_dir: Path, *, checkpoint: Literal["last", "best"] = "last", dev
         cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, device=device))
     path = run.best_checkpoint if checkpoint == "best" else run.checkpoint
     state = load_checkpoint(path)
+    return LoadedRun(run, experiment_from_state(cfg, state, path), state)
+
+
+def experiment_from_state(cfg: Config, state: dict[str, Any], where: Path) -> Experiment:
+    """``cfg``'s experiment with a checkpoint's state loaded (``where``: the checkpoint, named in errors)."""
     exp = Experiment(cfg)
     try:
         exp.load_state_dict(state)
     except (KeyError, RuntimeError, ValueError) as exc:
         reason = str(exc).strip().splitlines()[0][:160] if str(exc).strip() else type(exc).__name__
-        raise GankitError(f"checkpoint {path} does not match the run's config.yaml: {reason}") from None
-    return LoadedRun(run, exp, state)
+        raise GankitError(f"checkpoint {where} does not match the run's config.yaml: {reason}") from None
+    return exp

@@ -21,6 +21,14 @@ from torch import Tensor
 from gankit.distributed.process import world_size
 
 
+def _step_of(line: str) -> float:
+    """A metrics.jsonl line's step; a blank or torn line (a process killed mid-write) counts as after any step."""
+    try:
+        return json.loads(line).get("step", 0)
+    except ValueError:
+        return math.inf
+
+
 class LossTracker:
     def __init__(self, metrics_path: Path, tensorboard_dir: Path | None, start_step: int, device: torch.device,
                  write: bool = True) -> None:
@@ -44,7 +52,7 @@ class LossTracker:
         if not self.metrics_path.exists():
             return
         lines = self.metrics_path.read_text().splitlines()
-        keep = [ln for ln in lines if ln.strip() and json.loads(ln).get("step", 0) <= step]
+        keep = [ln for ln in lines if _step_of(ln) <= step]
         if len(keep) != len(lines):
             self.metrics_path.write_text("".join(ln + "\n" for ln in keep))
 

@@ -94,22 +94,22 @@ def test_a_diverging_seed_stops_the_study_with_one_line_naming_config_and_seed(t
     assert last.startswith("gankit: error:") and all(n in last for n in ("ring_gan", "seed 5678", "diverged")), last
 
 
-def test_a_study_seed_honours_eval_every_and_checkpoint_every(tmp_path):
+def test_a_study_seed_honours_eval_every_and_checkpoint_every(tmp_path, monkeypatch):
     overrides = [*SMALL, "train.steps=8", "eval.every=4", "train.checkpoint_every=4", "train.log_every=2"]
     saved = []
+    import gankit.study.seeds as seeds_mod
     import gankit.train as train_mod
 
-    original = train_mod.Trainer.save_checkpoint
+    def spy(original):
+        def save(path, state):
+            if path.name == "last.pt":
+                saved.append(state["step"])
+            return original(path, state)
+        return save
 
-    def spy(self, path=None):
-        saved.append(self.step)
-        return original(self, path)
-
-    train_mod.Trainer.save_checkpoint = spy
-    try:
-        train_seeds(config.load(None, overrides), [0, 1], tmp_path / "study")
-    finally:
-        train_mod.Trainer.save_checkpoint = original
+    for mod in (seeds_mod, train_mod):  # periodic checkpoints (the stack's) and the final ones (each seed's run)
+        monkeypatch.setattr(mod, "save_checkpoint", spy(mod.save_checkpoint))
+    train_seeds(config.load(None, overrides), [0, 1], tmp_path / "study")
     assert saved.count(4) == 2 and saved.count(8) == 2  # each seed at step 4 (periodic) and at the end
     records = [json.loads(line) for line in (tmp_path / "study" / "seed_1" / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in records if "eval" in r] == [4, 8]
@@ -263,3 +263,106 @@ def test_gankit_train_without_a_config_runs_the_main_job(tmp_path):
 def test_new_options_reject_garbage_naming_the_key(overrides, needle):
     with pytest.raises(ConfigError, match=needle):
         config.load(None, overrides)
+
+
+# -- studies that survive time: kill -9 and rerun, more seeds, a changed config ------------------------------------
+GP = [*SMALL, "loss=wgan", "regularizers=[{name: gp, weight: 0.1}]"]  # gp draws from the stack's shared stream
+
+
+def test_a_study_killed_with_sigkill_and_rerun_ends_as_an_uninterrupted_one(tmp_path):
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    args = ["study", "ring_gan", "--seeds", "2", *GP, "train.n_critic=1", "train.steps=300", "train.checkpoint_every=10",
+            "train.snapshot_steps=[50,200]"]
+    assert run_cli(*args, "--out", str(tmp_path / "whole")).returncode == 0
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen([sys.executable, "-m", "gankit", *args, "--out", str(killed)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    checkpoint = killed / "ring_gan" / "seed_5679" / "checkpoints" / "last.pt"
+    deadline = time.monotonic() + 120
+    while not checkpoint.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.005)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert not (killed / "ring_gan" / "seed_5679" / "eval.json").exists()  # stopped mid-training
+    stopped_at = load_checkpoint(checkpoint)["step"]
+    assert 10 <= stopped_at < 300
+    rerun = run_cli(*args, "--out", str(killed))
+    assert rerun.returncode == 0, rerun.stderr
+    for seed in (5678, 5679):
+        assert_same_weights(killed / "ring_gan" / f"seed_{seed}", tmp_path / "whole" / "ring_gan" / f"seed_{seed}",
+                            atol=0)
+        logged = [losses(d / "ring_gan" / f"seed_{seed}") for d in (killed, tmp_path / "whole")]
+        assert {k: (r["d_loss"], r["g_loss"]) for k, r in logged[0].items()} == \
+            {k: (r["d_loss"], r["g_loss"]) for k, r in logged[1].items()}
+    a, b = (json.loads((d / "results.json").read_text())["ring_gan"] for d in (tmp_path / "whole", killed))
+    assert a["final"] == b["final"] and a["curves"] == b["curves"] and set(a["curves"]) == {"50", "200", "300"}
+
+
+def test_more_seeds_train_only_the_new_ones_and_a_finished_study_trains_nothing(tmp_path):
+    over = [*SMALL, *SGD, "train.steps=6"]
+    cfg = config.load(None, over)
+    train_seeds(cfg, [0, 1], tmp_path / "study")
+    first = RunDir(tmp_path / "study" / "seed_0").checkpoint.stat().st_mtime_ns
+    results, info = train_seeds(cfg, [0, 1, 2], tmp_path / "study")
+    assert info["trained"] == [2] and len(results) == 3
+    assert RunDir(tmp_path / "study" / "seed_0").checkpoint.stat().st_mtime_ns == first  # not touched
+    assert results[0] == json.loads((tmp_path / "study" / "seed_0" / "eval.json").read_text())
+    Trainer.start(config.load(None, [*over, "train.seed=2"]), tmp_path / "alone").fit()
+    assert_same_weights(tmp_path / "study" / "seed_2", tmp_path / "alone", atol=2e-5)
+    assert train_seeds(cfg, [0, 1, 2], tmp_path / "study")[1]["trained"] == []
+
+
+def test_seeds_stopped_at_different_steps_resume_in_groups(tmp_path):
+    """Seed 0 stopped at step 4 (its checkpoint), seed 1 new: each continues from where it is, and both end as
+    uninterrupted runs."""
+    over = [*SMALL, *SGD, "train.steps=8", "train.checkpoint_every=4"]
+    Trainer.start(config.load(None, [*over, "train.steps=4"]), tmp_path / "study" / "seed_0").fit()
+    cfg_dump = tmp_path / "study" / "seed_0" / "config.yaml"
+    from gankit.run import dump_config
+
+    dump_config(cfg_dump, config.load(None, [*over, "train.seed=0"]))  # as a study that was stopped at step 4
+    (tmp_path / "study" / "seed_0" / "eval.json").unlink()
+    results, info = train_seeds(config.load(None, over), [0, 1], tmp_path / "study")
+    assert info["trained"] == [0, 1]
+    for seed in (0, 1):
+        Trainer.start(config.load(None, [*over, f"train.seed={seed}"]), tmp_path / f"alone{seed}").fit()
+        assert_same_weights(tmp_path / "study" / f"seed_{seed}", tmp_path / f"alone{seed}", atol=2e-5)
+
+
+def test_a_study_rerun_with_another_config_is_one_line(tmp_path):
+    out = str(tmp_path / "s")
+    assert run_cli("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=4").returncode == 0
+    assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=6"),
+                      "train.steps=4", "6", "another --out")
+
+
+def test_a_study_stopped_between_two_seeds_checkpoints_still_resumes_exactly(tmp_path, monkeypatch):
+    """The stack's one-file checkpoint (stack.pt) comes before the seeds' own: a stop after seed 0's file and
+    before seed 1's (the seeds' files then disagree by one interval) continues exactly."""
+    import gankit.study.seeds as seeds_mod
+
+    over = [*GP, "train.steps=30", "train.checkpoint_every=10", "train.snapshot_steps=[15]"]
+    train_seeds(config.load(None, over), [0, 1], tmp_path / "whole")
+    original, calls = seeds_mod.save_checkpoint, []
+
+    def stop_at_seed_1_of_step_20(path, state):
+        calls.append(state["step"])
+        if state["step"] == 20 and "seed_1" in str(path):
+            raise KeyboardInterrupt
+        original(path, state)
+
+    monkeypatch.setattr(seeds_mod, "save_checkpoint", stop_at_seed_1_of_step_20)
+    with pytest.raises(KeyboardInterrupt):
+        train_seeds(config.load(None, over), [0, 1], tmp_path / "cut")
+    monkeypatch.setattr(seeds_mod, "save_checkpoint", original)
+    steps = [load_checkpoint(RunDir(tmp_path / "cut" / f"seed_{s}").checkpoint)["step"] for s in (0, 1)]
+    assert steps == [20, 10]
+    train_seeds(config.load(None, over), [0, 1], tmp_path / "cut")
+    for seed in (0, 1):
+        assert_same_weights(tmp_path / "cut" / f"seed_{seed}", tmp_path / "whole" / f"seed_{seed}", atol=0)

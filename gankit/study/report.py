@@ -1,12 +1,13 @@
 """A study over seeds: train each config's seeds, then one table (mean ± standard error) and the figures.
 
-Layout of ``out``: ``CONFIG/seed_S/`` (an ordinary run directory per seed), ``results.json`` (every seed's value
-of every metric at every snapshot step and at the end), ``table.md`` (the final metrics, mean ± s.e. over
+Layout of ``out``: ``CONFIG/seed_S/`` (an ordinary run directory per seed, with ``snapshot_metrics.json``),
+``results.json`` (every seed's value of every metric at every snapshot step and at the end), ``table.md`` (the final metrics, mean ± s.e. over
 seeds), ``curves.png`` (each metric over G steps, mean ± s.e.) and ``samples.png`` (seed 0 of each config at
 each snapshot step, the reference README's step tables).
 """
 from __future__ import annotations
 
+import json
 import math
 import sys
 from pathlib import Path
@@ -17,7 +18,7 @@ import numpy as np
 from gankit import config as config_mod
 from gankit.errors import GankitError
 from gankit.io import make_folder, write_json
-from gankit.study.seeds import train_seeds
+from gankit.study.seeds import check_seed_folders, train_seeds
 
 # Reported first, in this order, when present; then any other scalar metric of the runs.
 PREFERRED = ["modes", "high_quality", "reverse_kl", "classes", "classes/covered", "cacc", "class_accuracy"]
@@ -44,6 +45,9 @@ def ordered(keys: set[str]) -> list[str]:
 
 
 def run_study(configs: list[str], n_seeds: int, out: Path, overrides: list[str]) -> dict[str, Any]:
+    """Train (or continue) every config's seeds into out/CONFIG/seed_S and write the study's record. Rerunning the
+    same command continues a stopped study from its checkpoints; more --seeds trains only the new seeds.
+    results.json and table.md are rewritten after each config, beside the entries of configs studied earlier."""
     if n_seeds < 1:
         raise GankitError(f"--seeds must be >= 1, got {n_seeds}")
     cfgs = [config_mod.load(name, overrides) for name in configs]  # every config error before any training
@@ -52,35 +56,64 @@ def run_study(configs: list[str], n_seeds: int, out: Path, overrides: list[str])
         raise GankitError("each config may appear once in a study")
     if (out / "config.yaml").is_file():  # a single run's directory (gankit train --out): never train into it
         raise GankitError(f"--out: {out} holds a single run (config.yaml), not a study; choose another folder")
+    plan = [(name, cfg, [cfg.train.seed + i for i in range(n_seeds)]) for name, cfg in zip(names, cfgs)]
+    for name, cfg, seeds in plan:  # a folder of another config is an error before anything trains
+        check_seed_folders(cfg, seeds, out / name)
     make_folder(out, "--out")
-    study: dict[str, Any] = {}
-    for name, cfg in zip(names, cfgs):
-        seeds = [cfg.train.seed + i for i in range(n_seeds)]
-        curves: dict[int, list[dict[str, float]]] = {}
-
-        def on_snapshot(step: int, metrics: list[dict[str, Any]]) -> None:
-            curves.setdefault(step, []).extend(metrics)
-
+    study = read_results(out)
+    for name, cfg, seeds in plan:
         print(f"study: {name}, seeds {seeds[0]}..{seeds[-1]}", file=sys.stderr, flush=True)
-        results, info = train_seeds(cfg, seeds, out / name, on_snapshot)
-        finals = [numeric(r) for r in results]
-        keys = set.intersection(*(set(f) for f in finals))
-        study[name] = {
-            "seeds": seeds,
-            "steps": cfg.train.steps,
-            "batched": info["batched"],
-            "not_batched_because": info["reason"],
-            "seconds": round(info["seconds"], 1),
-            "final": {k: {**mean_se([f[k] for f in finals]), "values": [f[k] for f in finals]} for k in ordered(keys)},
-            "curves": {str(step): {k: [m[k] for m in ms] for k in ordered(set.intersection(*(set(m) for m in ms)))}
-                       for step, ms in sorted(curves.items())},
-        }
+        results, info = train_seeds(cfg, seeds, out / name)
+        if info["trained"] != seeds:
+            done = sorted(set(seeds) - set(info["trained"]))
+            print(f"study: {name}: seeds {', '.join(map(str, done))} were already trained; "
+                  f"trained now: {', '.join(map(str, info['trained'])) or 'none'}", file=sys.stderr, flush=True)
+        study[name] = config_entry(cfg, seeds, results, info, out / name)
         write_json(out / "results.json", study)  # after each config: a long study keeps what it has done
-    table = markdown_table(study)
-    (out / "table.md").write_text(table)
+        (out / "table.md").write_text(markdown_table(study))
     curves_figure(study, out / "curves.png")
     samples_figure(study, out, out / "samples.png")
     return study
+
+
+def read_results(out: Path) -> dict[str, Any]:
+    """The study's record so far (configs studied by earlier invocations keep their entries)."""
+    path = out / "results.json"
+    if not path.is_file():
+        return {}
+    try:
+        study = json.loads(path.read_text())
+    except ValueError:
+        raise GankitError(f"{path} is not valid JSON; remove it (the seeds' runs rebuild it)") from None
+    if not isinstance(study, dict):
+        raise GankitError(f"{path} is not a study's results.json; choose another --out")
+    return study
+
+
+def config_entry(cfg: Any, seeds: list[int], results: list[dict[str, Any]], info: dict[str, Any],
+                 folder: Path) -> dict[str, Any]:
+    """One config's record: final metrics (mean ± s.e. and each seed's value) and each snapshot's, read from the
+    seeds' runs."""
+    from gankit.run import RunDir
+    from gankit.study.seeds import read_snapshot_metrics
+
+    finals = [numeric(r) for r in results]
+    keys = set.intersection(*(set(f) for f in finals))
+    per_seed = [read_snapshot_metrics(RunDir(folder / f"seed_{s}")) for s in seeds]
+    steps = sorted(set.intersection(*(set(p) for p in per_seed)))
+    curves = {}
+    for step in steps:
+        ms = [p[step] for p in per_seed]
+        curves[str(step)] = {k: [m[k] for m in ms] for k in ordered(set.intersection(*(set(m) for m in ms)))}
+    return {
+        "seeds": seeds,
+        "steps": cfg.train.steps,
+        "batched": info["batched"],
+        "not_batched_because": info["reason"],
+        "seconds": round(info["seconds"], 1),
+        "final": {k: {**mean_se([f[k] for f in finals]), "values": [f[k] for f in finals]} for k in ordered(keys)},
+        "curves": curves,
+    }
 
 
 def _fmt(entry: dict[str, float]) -> str:
