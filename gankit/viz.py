@@ -4,23 +4,38 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import matplotlib
+from typing import Any
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
+import numpy as np
+import torch
 
-from gankit.io import atomic_path  # noqa: E402
+from gankit.io import atomic_path
 
 
-def _save(fig: "plt.Figure", path: Path) -> None:
+def _pyplot() -> Any:
+    """matplotlib.pyplot on the Agg backend, imported on first use: every CLI command imports this module, and
+    pyplot alone costs a third of a second of start-up."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def __getattr__(name: str) -> Any:  # ``from gankit.viz import plt`` (PEP 562): pyplot, loaded lazily
+    if name == "plt":
+        return _pyplot()
+    raise AttributeError(f"module 'gankit.viz' has no attribute {name!r}")
+
+
+def _save(fig: "Any", path: Path) -> None:
     with atomic_path(path) as tmp:
         fig.savefig(tmp, dpi=110, bbox_inches="tight")
-    plt.close(fig)
+    _pyplot().close(fig)
 
 
-def _scatter(ax: "plt.Axes", real: np.ndarray, fake: np.ndarray, title: str, limit: float) -> None:
+def _scatter(ax: "Any", real: np.ndarray, fake: np.ndarray, title: str, limit: float) -> None:
     ax.scatter(real[:, 0], real[:, 1], s=2, c="#1f77b4", alpha=0.25, linewidths=0, label="data")
     ax.scatter(fake[:, 0], fake[:, 1], s=2, c="#d62728", alpha=0.6, linewidths=0, label="generated")
     ax.set_xlim(-limit, limit)
@@ -38,7 +53,7 @@ def _limit(real: np.ndarray) -> float:
 def toy_strip(snapshots: list[tuple[int, np.ndarray]], real: np.ndarray, path: Path, title: str = "") -> None:
     """One row of scatter plots, generated samples over the data, one per snapshot step."""
     n = max(1, len(snapshots))
-    fig, axes = plt.subplots(1, n, figsize=(2.4 * n, 2.6), squeeze=False)
+    fig, axes = _pyplot().subplots(1, n, figsize=(2.4 * n, 2.6), squeeze=False)
     limit = _limit(real)
     for ax, (step, fake) in zip(axes[0], snapshots):
         _scatter(ax, real, fake, f"step {step}", limit)
@@ -48,7 +63,7 @@ def toy_strip(snapshots: list[tuple[int, np.ndarray]], real: np.ndarray, path: P
 
 
 def toy_scatter(fake: np.ndarray, real: np.ndarray, path: Path, title: str) -> None:
-    fig, ax = plt.subplots(figsize=(4, 4))
+    fig, ax = _pyplot().subplots(figsize=(4, 4))
     _scatter(ax, real, fake, title, _limit(real))
     ax.legend(loc="upper right", fontsize=7, markerscale=4)
     _save(fig, path)
@@ -64,7 +79,7 @@ def loss_curves(metrics_path: Path, path: Path, title: str = "") -> None:
     """D and G losses (and any penalty terms) against G steps, from metrics.jsonl."""
     records = [r for r in read_metrics(metrics_path) if "d_loss" in r]
     keys = [k for k in records[0] if k not in ("step", "seconds", "steps_per_second", "lr_g", "lr_d")] if records else []
-    fig, ax = plt.subplots(figsize=(6, 3.2))
+    fig, ax = _pyplot().subplots(figsize=(6, 3.2))
     steps = [r["step"] for r in records]
     for key in keys:
         ax.plot(steps, [r.get(key, np.nan) for r in records], label=key, linewidth=1.2)
