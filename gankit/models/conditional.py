@@ -109,12 +109,14 @@ class QHead(nn.Module):
     layer computes in fp32. ``hidden`` > 0 puts one hidden layer in between: linear, batch norm, LeakyReLU(0.2)
     (the paper's FC 128 on MNIST)."""
 
-    def __init__(self, features: int, codes: CodeSpec, hidden: int = 0) -> None:
+    def __init__(self, features: int, codes: CodeSpec, hidden: int = 0, leaky_slope: float = 0.2,
+                 hidden_bias: bool = False) -> None:
         super().__init__()
         self.codes = codes
         layers: list[nn.Module] = []
-        if hidden:
-            layers += [nn.Linear(features, hidden, bias=False), nn.BatchNorm1d(hidden), nn.LeakyReLU(0.2)]
+        if hidden:  # hidden_bias: the InfoGAN code's FC layers keep a bias before the batch norm
+            layers += [nn.Linear(features, hidden, bias=hidden_bias), nn.BatchNorm1d(hidden),
+                       nn.LeakyReLU(leaky_slope)]
         layers.append(FP32Linear(hidden or features, codes.dim))
         self.net = nn.Sequential(*layers)
 
