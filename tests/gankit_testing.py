@@ -22,6 +22,32 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
                           env=env, timeout=300)
 
 
+def run_cli_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """`gankit ARGS` in this process (main() with stderr captured): the exit status and stderr that run_cli
+    returns, without a new interpreter's start-up (seconds each). For error paths; test_cli.py keeps real
+    processes. stdout is not kept."""
+    import contextlib
+    import io
+    import warnings
+
+    from gankit.cli import main
+
+    err, here = io.StringIO(), os.getcwd()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        warnings.simplefilter("ignore")
+        threads = torch.get_num_threads()
+        try:
+            if cwd is not None:
+                os.chdir(cwd)
+            code = main(list(args))
+        except SystemExit as exc:  # argparse errors
+            code = exc.code
+        finally:
+            os.chdir(here)
+            torch.set_num_threads(threads)
+    return subprocess.CompletedProcess(["gankit", *args], code, "", err.getvalue())
+
+
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:
     """Exit status 2, exactly one line on stderr, no traceback, and the line names what is wrong."""
     assert result.returncode == 2, (result.returncode, result.stderr)

@@ -1,17 +1,12 @@
 """Conditioning and extra networks in the engine: labelled data, the prior, the ACGAN term, penalties with labels,
 conditional training on the ring (and MNIST when the data is present), sampling by class, and the errors."""
-import contextlib
-import io
 import math
-import subprocess
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from gankit import config
-from gankit.cli import main
 from gankit.data.toy import ring
 from gankit.models.conditional import DOutput
 from gankit.objective import Objective, StepContext
@@ -20,20 +15,9 @@ from gankit.methods.acgan import AuxiliaryClassification
 from gankit.prior import Prior
 from gankit.regularizers import DStepContext, R1
 from gankit.train import Trainer
-from gankit_testing import FAST, SHARED_DATA, assert_user_error
+from gankit_testing import FAST, SHARED_DATA, assert_user_error, run_cli_here as run_cli  # in this process
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`gankit ARGS` in this process (a subprocess per call would triple these tests' time): exit status and
-    stderr, as gankit_testing.run_cli returns them."""
-    err = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse errors
-            code = exc.code
-    return subprocess.CompletedProcess(list(args), code, "", err.getvalue())
 
 
 def test_toy_batches_carry_their_mode_as_label():

@@ -8,7 +8,7 @@ from PIL import Image
 
 from gankit import config
 from gankit.train import Trainer
-from gankit_testing import SHARED_DATA, run_cli
+from gankit_testing import SHARED_DATA, run_cli, run_cli_here
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64)}
@@ -139,7 +139,7 @@ def test_eval_command_errors(metric_run, args, needles):
     from gankit_testing import assert_user_error
 
     out, _ = metric_run
-    assert_user_error(run_cli("eval", str(out), *args), *needles)
+    assert_user_error(run_cli_here("eval", str(out), *args), *needles)
 
 
 @pytest.mark.parametrize("overrides,message", [

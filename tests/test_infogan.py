@@ -1,19 +1,14 @@
 """InfoGAN: codes in the prior, the Q head, the mutual-information term, the Hungarian-matched metric, sampling by
 code and traversals, the errors, resume, and a short MNIST run (when the data is present)."""
-import contextlib
-import io
 import itertools
 import json
 import math
-import subprocess
-import warnings
 
 import numpy as np
 import pytest
 import torch
 
 from gankit import config
-from gankit.cli import main
 from gankit.experiment import Experiment
 from gankit.losses import NonSaturatingLoss
 from gankit.methods.infogan import MutualInformation
@@ -23,7 +18,7 @@ from gankit.models.conditional import DOutput
 from gankit.objective import Objective, StepContext
 from gankit.prior import CodeSpec, Prior
 from gankit.train import Trainer
-from gankit_testing import FAST, SHARED_DATA, assert_user_error
+from gankit_testing import FAST, SHARED_DATA, assert_user_error, run_cli_here as run_cli  # in this process
 
 # A small InfoGAN on the ring (labels unused): a 4-way categorical code and one continuous code, an MLP D with a
 # Q head, the term on every second D step.
@@ -37,16 +32,6 @@ IMAGE_INFOGAN = ["data={name: noise_images, n: 64, channels: 1, resolution: 28}"
                  "eval.grid_size=4", "eval.n_samples=8"]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`gankit ARGS` in this process: exit status and stderr, as gankit_testing.run_cli returns them."""
-    err = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
-            code = main(list(args))
-        except SystemExit as exc:  # argparse errors
-            code = exc.code
-    return subprocess.CompletedProcess(list(args), code, "", err.getvalue())
 
 
 # --- the prior --------------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from gankit.data.stacked_mnist import PACGAN_N, mode_of, stacked_mnist
 from gankit.errors import ConfigError, GankitError
 from gankit.metrics import compute_metrics, metric_scalar, parse_names
 from gankit.metrics.stacked import mode_counts, mode_histogram, stacked_modes
-from gankit_testing import SHARED_DATA, assert_user_error, run_cli
+from gankit_testing import SHARED_DATA, assert_user_error, run_cli, run_cli_here
 
 MNIST = SHARED_DATA / "mnist"
 QUIET = ["train.progress=false", "train.tensorboard=false", "train.sample_every=0", "train.snapshot_steps=[]"]
@@ -192,9 +192,9 @@ def test_stacked_modes_on_a_one_channel_run_exits_2(tmp_path):
     run = tmp_path / "run"
     done = run_cli("train", "mnist_dcgan", data, *QUIET, *small, "--out", str(run))
     assert done.returncode == 0, done.stderr
-    assert_user_error(run_cli("eval", str(run), "--metrics", "stacked_modes", "-n", "16"), "stacked_modes",
+    assert_user_error(run_cli_here("eval", str(run), "--metrics", "stacked_modes", "-n", "16"), "stacked_modes",
                       "3-channel", "1x28x28")
-    assert_user_error(run_cli("train", "mnist_dcgan", data, *QUIET, *small, "eval.metrics=[stacked_modes]",
+    assert_user_error(run_cli_here("train", "mnist_dcgan", data, *QUIET, *small, "eval.metrics=[stacked_modes]",
                               "--out", str(tmp_path / "run2")), "eval.metrics", "3-channel")
 
 

@@ -18,7 +18,7 @@ from gankit.compat import stack_blocker
 from gankit.study.seeds import train_seeds
 from gankit.study.stack import SeedStack
 from gankit.train import Trainer
-from gankit_testing import FAST, assert_user_error, run_cli
+from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
 
 SGD = ["optim.generator.name=sgd", "optim.discriminator.name=sgd", "optim.generator.lr=0.05",
        "optim.discriminator.lr=0.05"]
@@ -180,12 +180,12 @@ def test_study_command_writes_table_results_and_figures(tmp_path):
 def test_study_errors_are_one_line(tmp_path, args, needle):
     if args and args[0] == "--seeds":
         args = ["ring_gan", *args]
-    assert_user_error(run_cli("study", *args, "--out", str(tmp_path / "s")), needle)
+    assert_user_error(run_cli_here("study", *args, "--out", str(tmp_path / "s")), needle)
 
 
 def test_study_out_must_not_be_a_file(tmp_path):
     (tmp_path / "f").write_text("x")
-    assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", str(tmp_path / "f"), *SMALL), "--out")
+    assert_user_error(run_cli_here("study", "ring_gan", "--seeds", "1", "--out", str(tmp_path / "f"), *SMALL), "--out")
 
 
 def test_study_out_must_not_be_a_single_run(tmp_path):
@@ -193,7 +193,7 @@ def test_study_out_must_not_be_a_single_run(tmp_path):
     run.mkdir()
     (run / "config.yaml").write_text("name: ring_gan\n")
     before = sorted(p.name for p in run.iterdir())
-    assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", str(run), *SMALL), "single run")
+    assert_user_error(run_cli_here("study", "ring_gan", "--seeds", "1", "--out", str(run), *SMALL), "single run")
     assert sorted(p.name for p in run.iterdir()) == before  # nothing trained into it
 
 
@@ -338,7 +338,7 @@ def test_seeds_stopped_at_different_steps_resume_in_groups(tmp_path):
 def test_a_study_rerun_with_another_config_is_one_line(tmp_path):
     out = str(tmp_path / "s")
     assert run_cli("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=4").returncode == 0
-    assert_user_error(run_cli("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=6"),
+    assert_user_error(run_cli_here("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=6"),
                       "train.steps=4", "6", "another --out")
 
 

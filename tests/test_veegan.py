@@ -2,40 +2,26 @@
 learning on the reference ring, bit-exact resume, the shipped configs against the reference code, and the errors."""
 import contextlib
 import copy
-import io
 import json
 import math
-import subprocess
-import warnings
 
 import pytest
 import torch
 from torch import nn
 
 from gankit import config
-from gankit.cli import main
 from gankit.methods.veegan import Reconstruction, VEEGANLoss
 from gankit.models.conditional import DOutput
 from gankit.objective import Objective, PairCodes, StepContext
 from gankit.prior import Latents
 from gankit.train import Trainer
-from gankit_testing import FAST, SHARED_DATA, assert_user_error
+from gankit_testing import FAST, SHARED_DATA, assert_user_error, run_cli_here as run_cli  # in this process
 
 # The shipped ring config, small and quick (FAST shrinks G, D(z, x) to 2 x 64 units; F is shrunk here).
 SMALL = FAST + ["model.networks.reconstructor.width=64", "model.networks.reconstructor.depth=2",
                 "train.precision=fp32", "model.z_dim=8"]
 
 
-def run_cli(*args: str) -> subprocess.CompletedProcess:
-    """`gankit ARGS` in this process: exit status and stderr, as gankit_testing.run_cli returns them."""
-    err = io.StringIO()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
-        warnings.simplefilter("ignore")
-        try:
-            code = main(list(args))
-        except SystemExit as exc:
-            code = exc.code
-    return subprocess.CompletedProcess(list(args), code, "", err.getvalue())
 
 
 def start(tmp_path, *overrides, name="run", config_name="ring_veegan"):
