@@ -81,8 +81,9 @@ def reference_cmd(kind: str, steps: int, out: Path, threads: int, driver: Path) 
     return [sys.executable, str(driver), str(steps), str(out), str(threads), kind, *README_ARGS[kind]]
 
 
-def gankit_cmd(config: str, steps: int, run_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "gankit", "train", config, f"train.steps={steps}", "train.snapshot_steps=[]",
+def gankit_cmd(config: str, steps: int, run_dir: Path, precision: str) -> list[str]:
+    return [sys.executable, "-m", "gankit", "train", config, f"train.steps={steps}", f"train.precision={precision}",
+            "train.snapshot_steps=[]",
             "train.checkpoint_every=1000000000", "train.sample_every=0", "train.progress=false",
             "train.tensorboard=false", "eval.metrics=[]", "train.device=cpu", "--out", str(run_dir)]
 
@@ -106,6 +107,8 @@ def main() -> None:
     parser.add_argument("--steps", default="20,120", help="S1,S2: G steps of the two timed runs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
+    parser.add_argument("--precision", default="auto", help="gankit's train.precision (auto: fp32 on a CPU; bf16: "
+                        "hidden layers in bf16, G's output and D's input and logit layers in fp32)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
     s1, s2 = (int(s) for s in args.steps.split(","))
@@ -131,7 +134,7 @@ def main() -> None:
                 ref_out = tmp / f"{kind}-{steps}.npz"
                 wall["reference"][steps] = run(reference_cmd(kind, steps, ref_out, args.threads, driver), work, env)
                 run_dir = tmp / f"{config}-{steps}"
-                wall["gankit"][steps] = run(gankit_cmd(config, steps, run_dir), ROOT, env)
+                wall["gankit"][steps] = run(gankit_cmd(config, steps, run_dir, args.precision), ROOT, env)
             ours = tmp / f"{config}-{s2}.npz"
             run([sys.executable, "-m", "gankit", "sample", str(tmp / f"{config}-{s2}"), "-n", str(N_SAMPLES),
                  "--out", str(ours)], ROOT, env)
@@ -146,7 +149,8 @@ def main() -> None:
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
-          f"{args.threads} thread(s); G steps {s1} and {s2}; quality after {s2} G steps, {N_SAMPLES} samples")
+          f"{args.threads} thread(s); G steps {s1} and {s2}; quality after {s2} G steps, {N_SAMPLES} samples; gankit "
+          f"train.precision={args.precision}")
     print("| recipe | gankit config | reference ms/G step | gankit ms/G step | speed-up | cfd ref / gankit | "
           "cs ref / gankit | class KL ref / gankit |")
     print("|---|---|---|---|---|---|---|---|")
