@@ -148,6 +148,14 @@ def _dirac(args: argparse.Namespace) -> int:
     return run(args)
 
 
+def _lab(args: argparse.Namespace) -> int:
+    from gankit.lab.server import run
+
+    if not 0 <= args.port <= 65535:
+        raise GankitError(f"--port must be in [0, 65535], got {args.port}")
+    return run(args.config, args.host, args.port, args.run)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="gankit", description="Classic GANs under one engine: a method is a config.")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
@@ -207,6 +215,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("list", help="list registered losses, regularizers, models, datasets and configs")
     p.set_defaults(func=_list)
+
+    p = sub.add_parser("lab", help="a local page that trains 2-D GANs while it draws them, two runs side by side")
+    p.add_argument("config", nargs="?", default=None, metavar="CONFIG",
+                   help="a 2-D config (shipped name or YAML path) whose settings the page starts from")
+    p.add_argument("--port", type=int, default=7870, help="port of the page (default 7870; 0: any free port)")
+    p.add_argument("--host", default="127.0.0.1", help="address the page binds to (default 127.0.0.1)")
+    p.add_argument("--run", type=Path, default=None, metavar="DIR", help="a 2-D run directory to replay")
+    p.set_defaults(func=_lab)
 
     p = sub.add_parser("dirac", help="the Dirac-GAN convergence lab (Mescheder et al. 2018)")
     try:

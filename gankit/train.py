@@ -217,19 +217,30 @@ class Trainer:
 
     def train_step(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One G step of training, the phase schedule every caller shares (`gankit train`, `gankit study`, the
-        benchmarks): the scheduled hyper-parameters for this step, n_critic D phases, then G's phase. Returns the
-        last D step's and the G step's logged values; ``self.step`` counts the G step."""
-        self.exp.schedules.apply(self.step)
+        benchmarks, `gankit lab`): n_critic D phases, then G's phase. Returns the last D step's and the G step's
+        logged values; ``self.step`` counts the G step."""
         d_terms: dict[str, Tensor] = {}
         for i in range(self.n_critic):
-            d_terms = self.d_step(self.step * self.n_critic + i)
-            if self.tracker is not None:
-                self.tracker.add(d_terms)
+            d_terms = self.d_phase(i)
+        return d_terms, self.g_phase()
+
+    def d_phase(self, i: int) -> dict[str, Tensor]:
+        """The i-th D phase of the current G step (the scheduled hyper-parameters are set at the first). The lab
+        steps phases one at a time; i >= n_critic is an extra D step off the schedule."""
+        if i == 0:
+            self.exp.schedules.apply(self.step)
+        d_terms = self.d_step(self.step * self.n_critic + i)
+        if self.tracker is not None:
+            self.tracker.add(d_terms)
+        return d_terms
+
+    def g_phase(self) -> dict[str, Tensor]:
+        """G's phase, which ends the G step."""
         g_terms = self.g_step()
         if self.tracker is not None:
             self.tracker.add(g_terms)
         self.step += 1
-        return d_terms, g_terms
+        return g_terms
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:

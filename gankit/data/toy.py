@@ -51,3 +51,24 @@ def grid(*, side: Count = 5, spacing: Annotated[float, POSITIVE] = 2.0, std: Std
     """The reference Grid25: means linspace(-10, 10, 5)^2, std 0.5, 400 per mode, scaled by 1/15, i.e.
     spacing 0.3333333, std 0.0333333, n 10000, balanced: true."""
     return mixture(grid_means(side, spacing), std, n, seed, balanced)
+
+
+MAX_POINTS = 500
+
+
+@DATASETS.register("points", "a mixture of Gaussians at given 2-D points (the lab's drawn data), equally likely")
+def points(*, points: list[list[float]] | None = None, std: Std = 0.05, n: Count = 10_000, seed: int = 0,
+           balanced: bool = True) -> InMemoryData:
+    """One mode per point; the mode metrics count them as the modes. ``points``: a list of [x, y] pairs."""
+    from gankit.errors import ConfigError
+
+    if not points:
+        raise ConfigError("data.points is empty: give at least one [x, y] point (in the lab: draw some)")
+    if len(points) > MAX_POINTS:
+        raise ConfigError(f"data.points holds {len(points)} points; at most {MAX_POINTS}")
+    if any(len(p) != 2 for p in points):
+        raise ConfigError("data.points must be a list of [x, y] pairs")
+    means = torch.tensor(points, dtype=torch.float32)
+    if not torch.isfinite(means).all():
+        raise ConfigError("data.points must be finite numbers")
+    return mixture(means, std, n, seed, balanced)
