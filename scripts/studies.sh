@@ -20,8 +20,21 @@ case "$name" in
   *) echo "scripts/studies.sh: unknown study '$name' (ring8, grid25, mnist_mlp)" >&2; exit 2 ;;
 esac
 out=runs/studies/$name
+keep=docs/studies/$name
 export OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
-nice -n 10 .venv/bin/python -m gankit study "${configs[@]}" --seeds "$seeds" --out "$out" \
-  train.progress=false "${extra[@]}" "$@"
-mkdir -p "docs/studies/$name"
-cp "$out"/results.json "$out"/table.md "$out"/*.png "docs/studies/$name/"
+mkdir -p "$out" "$keep"
+# One config at a time, its results committed-ready in docs/studies/NAME/ as soon as it ends: a config finished in
+# an earlier sitting (its entry in docs/studies/NAME/results.json) is skipped, so a study outlives the machine's
+# runs/ folder; a config stopped midway resumes from runs/studies/NAME while that folder lasts.
+[ -f "$out/results.json" ] || { [ -f "$keep/results.json" ] && cp "$keep/results.json" "$out/results.json"; } || true
+for config in "${configs[@]}"; do
+  if [ -f "$keep/results.json" ] && .venv/bin/python -c "import json,sys; sys.exit(0 if sys.argv[2] in json.load(open(sys.argv[1])) else 1)" "$keep/results.json" "$config"; then
+    echo "studies.sh: $config is in $keep/results.json; skipped" >&2
+    continue
+  fi
+  nice -n 10 .venv/bin/python -m gankit study "$config" --seeds "$seeds" --out "$out" \
+    train.progress=false "${extra[@]}" "$@"
+  cp "$out"/results.json "$out"/table.md "$keep/"
+  [ -f "$out/curves.png" ] && cp "$out/curves.png" "$keep/curves.png"
+  [ -f "$out/samples.png" ] && cp "$out/samples.png" "$keep/samples_$config.png"
+done

@@ -24,16 +24,16 @@ def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
 
 def run_cli_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
     """`gankit ARGS` in this process (main() with stderr captured): the exit status and stderr that run_cli
-    returns, without a new interpreter's start-up (seconds each). For error paths; test_cli.py keeps real
-    processes. stdout is not kept."""
+    returns, without a new interpreter's start-up (seconds each). test_cli.py's end-to-end tests keep real
+    processes."""
     import contextlib
     import io
     import warnings
 
     from gankit.cli import main
 
-    err, here = io.StringIO(), os.getcwd()
-    with warnings.catch_warnings(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+    err, out, here = io.StringIO(), io.StringIO(), os.getcwd()
+    with warnings.catch_warnings(), contextlib.redirect_stderr(err), contextlib.redirect_stdout(out):
         warnings.simplefilter("ignore")
         threads = torch.get_num_threads()
         try:
@@ -45,7 +45,7 @@ def run_cli_here(*args: str, cwd: Path | None = None) -> subprocess.CompletedPro
         finally:
             os.chdir(here)
             torch.set_num_threads(threads)
-    return subprocess.CompletedProcess(["gankit", *args], code, "", err.getvalue())
+    return subprocess.CompletedProcess(["gankit", *args], code, out.getvalue(), err.getvalue())
 
 
 def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> None:

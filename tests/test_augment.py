@@ -11,7 +11,7 @@ from gankit.errors import ConfigError
 from gankit.registry import AUGMENTATIONS, SCHEDULES, load_builtins
 from gankit.schedules import Schedule
 from gankit.train import Trainer
-from gankit_testing import FAST, assert_user_error, run_cli
+from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
 
 load_builtins()
 IMAGES = ["data={name: noise_images, n: 64, channels: 3, resolution: 28}", "model.z_dim=8", "eval.metrics=[]",
@@ -188,13 +188,13 @@ def test_schedules_set_lr_betas_penalty_weight_and_augmentation_p_before_each_st
     ("{name: linear, key: optim.generator.lr, start: 1, steps: 0}", "schedules.0.steps"),
 ])
 def test_bad_schedules_are_one_line_errors(tmp_path, spec, needle):
-    result = run_cli("train", "--out", str(tmp_path / "run"), *FAST, f"schedules=[{spec}]", cwd=tmp_path)
+    result = run_cli_here("train", "--out", str(tmp_path / "run"), *FAST, f"schedules=[{spec}]", cwd=tmp_path)
     assert_user_error(result, needle)
     assert not (tmp_path / "run").exists()
 
 
 def test_an_lr_schedule_and_lr_decay_do_not_combine(tmp_path):
-    result = run_cli("train", "--out", str(tmp_path / "run"), *FAST, "optim.lr_decay=linear",
+    result = run_cli_here("train", "--out", str(tmp_path / "run"), *FAST, "optim.lr_decay=linear",
                      "schedules=[{name: cosine, key: optim.generator.lr, start: 0.001}]", cwd=tmp_path)
     assert_user_error(result, "optim.lr_decay")
 

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 import torch
 
-from gankit_testing import FAST, assert_user_error, run_cli
+from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
 
 TINY = FAST + ["train.steps=20", "train.checkpoint_every=10"]
 
@@ -55,13 +55,13 @@ def test_resume_continues_to_more_steps(trained, tmp_path):
 
 def test_overrides_may_follow_options(tmp_path):
     out = tmp_path / "run"
-    result = run_cli("train", "grid_gan", "--out", str(out), *TINY, "train.steps=3")
+    result = run_cli_here("train", "grid_gan", "--out", str(out), *TINY, "train.steps=3")
     assert result.returncode == 0, result.stderr
     assert json.loads(result.stdout)["step"] == 3 and json.loads(result.stdout)["n_modes"] == 25
 
 
 def test_list_names_every_registry_and_config():
-    result = run_cli("list")
+    result = run_cli_here("list")
     assert result.returncode == 0
     for word in ("losses:", "regularizers:", "models:", "datasets:", "configs:", "hinge", "rlc", "ring_wgan_gp"):
         assert word in result.stdout
@@ -86,9 +86,9 @@ def test_list_names_every_registry_and_config():
 def test_train_errors_are_one_line_and_write_nothing(tmp_path, args, needles):
     out = tmp_path / "never"
     if args[0] == "train":  # the bad value comes last, so that no FAST override masks it
-        result = run_cli("train", *FAST, "train.steps=2", *args[1:], "--out", str(out))
+        result = run_cli_here("train", *FAST, "train.steps=2", *args[1:], "--out", str(out))
     else:
-        result = run_cli(*args)
+        result = run_cli_here(*args)
     assert_user_error(result, *needles)
     assert not out.exists()
 
@@ -96,7 +96,7 @@ def test_train_errors_are_one_line_and_write_nothing(tmp_path, args, needles):
 def test_malformed_yaml_names_file_and_line(tmp_path):
     path = tmp_path / "broken.yaml"
     path.write_text("loss: ns\ntrain:\n  steps: [3\n")
-    result = run_cli("train", str(path), "--out", str(tmp_path / "out"))
+    result = run_cli_here("train", str(path), "--out", str(tmp_path / "out"))
     assert_user_error(result, "malformed YAML", "broken.yaml", "line")
     assert not (tmp_path / "out").exists()
 
@@ -104,23 +104,23 @@ def test_malformed_yaml_names_file_and_line(tmp_path):
 def test_existing_run_is_not_overwritten(trained):
     out, _ = trained
     before = (out / "checkpoints" / "last.pt").read_bytes()
-    assert_user_error(run_cli("train", *TINY, "--out", str(out)), "already holds a run", "--resume")
+    assert_user_error(run_cli_here("train", *TINY, "--out", str(out)), "already holds a run", "--resume")
     assert (out / "checkpoints" / "last.pt").read_bytes() == before
 
 
 @pytest.mark.parametrize("command", ["eval", "sample"])
 def test_missing_run_directory(tmp_path, command):
     extra = ["--out", str(tmp_path / "x.npz")] if command == "sample" else []
-    assert_user_error(run_cli(command, str(tmp_path / "nothing"), *extra), "does not exist")
-    assert_user_error(run_cli("train", "--resume", str(tmp_path / "nothing")), "does not exist")
+    assert_user_error(run_cli_here(command, str(tmp_path / "nothing"), *extra), "does not exist")
+    assert_user_error(run_cli_here("train", "--resume", str(tmp_path / "nothing")), "does not exist")
 
 
 def test_directory_without_config_or_checkpoint(trained, tmp_path):
-    assert_user_error(run_cli("eval", str(tmp_path)), "is not a gankit run", "config.yaml")
+    assert_user_error(run_cli_here("eval", str(tmp_path)), "is not a gankit run", "config.yaml")
     run = tmp_path / "run"
     run.mkdir()
     (run / "config.yaml").write_text((trained[0] / "config.yaml").read_text())
-    assert_user_error(run_cli("eval", str(run)), "no checkpoint", "last.pt")
+    assert_user_error(run_cli_here("eval", str(run)), "no checkpoint", "last.pt")
 
 
 def test_corrupted_checkpoint_is_named_and_loading_runs_no_code(trained, tmp_path):
@@ -130,8 +130,8 @@ def test_corrupted_checkpoint_is_named_and_loading_runs_no_code(trained, tmp_pat
     shutil.copytree(trained[0], run)
     ckpt = run / "checkpoints" / "last.pt"
     ckpt.write_bytes(ckpt.read_bytes()[:1000])  # truncated, as after a crash of a naive writer
-    assert_user_error(run_cli("eval", str(run)), "checkpoint", "last.pt", "corrupted")
-    assert_user_error(run_cli("train", "--resume", str(run)), "last.pt")
+    assert_user_error(run_cli_here("eval", str(run)), "checkpoint", "last.pt", "corrupted")
+    assert_user_error(run_cli_here("train", "--resume", str(run)), "last.pt")
 
     # A pickle that would run code when unpickled is refused by weights_only loading.
     class Evil:
@@ -139,16 +139,16 @@ def test_corrupted_checkpoint_is_named_and_loading_runs_no_code(trained, tmp_pat
             return (print, ("pwned",))
 
     torch.save({"format": "gankit-checkpoint-1", "x": Evil()}, ckpt)
-    result = run_cli("eval", str(run))
+    result = run_cli_here("eval", str(run))
     assert_user_error(result, "last.pt")
     assert "pwned" not in result.stdout
 
 
 def test_sample_errors_leave_no_file(trained, tmp_path):
     out, _ = trained
-    assert_user_error(run_cli("sample", str(out), "--out", str(tmp_path / "s.txt")), "unsupported file type", ".npz")
-    assert_user_error(run_cli("sample", str(out), "-n", "0", "--out", str(tmp_path / "s.npz")), "-n must be >= 1")
-    assert_user_error(run_cli("eval", str(out), "-n", "1"), "-n must be >= 2")
+    assert_user_error(run_cli_here("sample", str(out), "--out", str(tmp_path / "s.txt")), "unsupported file type", ".npz")
+    assert_user_error(run_cli_here("sample", str(out), "-n", "0", "--out", str(tmp_path / "s.npz")), "-n must be >= 1")
+    assert_user_error(run_cli_here("eval", str(out), "-n", "1"), "-n must be >= 2")
     assert list(tmp_path.iterdir()) == []
 
 
@@ -159,4 +159,4 @@ def test_edited_config_that_no_longer_matches_the_checkpoint(trained, tmp_path):
     shutil.copytree(trained[0], run)
     text = (run / "config.yaml").read_text().replace("width: 64", "width: 32")
     (run / "config.yaml").write_text(text)
-    assert_user_error(run_cli("eval", str(run)), "does not match")
+    assert_user_error(run_cli_here("eval", str(run)), "does not match")

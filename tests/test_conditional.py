@@ -187,10 +187,11 @@ def test_conditional_image_run_grid_has_one_row_per_class(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist is absent")
-@pytest.mark.parametrize("name", ["mnist_cgan", "mnist_acgan"])
-def test_mnist_short_run_generates_the_requested_digits(tmp_path, monkeypatch, name):
-    """The shipped MNIST configs, shortened to 1,000 of their 6,000 steps: the shipped classifier confirms the
-    requested class far above chance (10%). (Full runs: 0.96 and 0.99, docs/conditional.md.)"""
+@pytest.mark.parametrize("name, steps, floor", [("mnist_cgan", 600, 0.18), ("mnist_acgan", 500, 0.45)])
+def test_mnist_short_run_generates_the_requested_digits(tmp_path, monkeypatch, name, steps, floor):
+    """The shipped MNIST configs, shortened to a tenth of their 6,000 steps: the shipped classifier confirms the
+    requested class above chance (0.10 +- 0.013 on 500 samples). Seed 0 on 2 cores measured 0.26 (CGAN, 600 steps)
+    and 0.67 (ACGAN, 500 steps); full runs: 0.96 and 0.99, docs/conditional.md."""
     import shutil
 
     raw = tmp_path / "data" / "MNIST" / "raw"
@@ -199,8 +200,8 @@ def test_mnist_short_run_generates_the_requested_digits(tmp_path, monkeypatch, n
         shutil.copy(f, raw / f.name)
     monkeypatch.setenv("GANKIT_DATA", str(tmp_path / "data"))
     monkeypatch.setenv("GANKIT_METRICS_CACHE", str(tmp_path / "cache"))
-    cfg = config.load(name, ["train.progress=false", "train.tensorboard=false", "train.steps=1000",
+    cfg = config.load(name, ["train.progress=false", "train.tensorboard=false", f"train.steps={steps}",
                              "train.sample_every=0", "eval.n_samples=500", "eval.metrics=[cacc]", "data.limit=20000"])
     results = Trainer.start(cfg, tmp_path / "run").fit()
-    assert results["cacc"]["value"] >= 0.6, results["cacc"]
+    assert results["cacc"]["value"] >= floor, results["cacc"]
     assert results["cacc"]["protocol"]["n_per_class"] == 50

@@ -174,7 +174,7 @@ def test_conditional_convnet_is_refused():
 
 
 def test_garbage_through_the_command_line_is_one_line():
-    from gankit_testing import assert_user_error, run_cli
+    from gankit_testing import assert_user_error, run_cli_here as run_cli  # in this process
 
     result = run_cli("train", "ring_gan", "train.steps=1", "model.discriminator.unit_pixels=maybe")
     assert_user_error(result, "model.discriminator.unit_pixels")

@@ -8,7 +8,7 @@ from PIL import Image
 
 from gankit import config
 from gankit.train import Trainer
-from gankit_testing import SHARED_DATA, run_cli, run_cli_here
+from gankit_testing import SHARED_DATA, run_cli_here
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64)}
@@ -68,23 +68,23 @@ def test_mnist_end_to_end_through_the_command_line(tmp_path):
     for f in (SHARED_DATA / "mnist").glob("*.gz"):
         shutil.copy(f, raw / f.name)
     out = tmp_path / "run"
-    result = run_cli("train", "mnist_dcgan", "--out", str(out), *QUIET, f"data.root={tmp_path / 'data'}",
+    result = run_cli_here("train", "mnist_dcgan", "--out", str(out), *QUIET, f"data.root={tmp_path / 'data'}",
                      "data.limit=3000", "model.generator.width=16", "model.discriminator.width=16",
                      "train.steps=60", "train.sample_every=30", "eval.n_samples=500", "train.batch_size=64")
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["data_pixel_mean"][0] < -0.6  # MNIST is mostly black
     assert (out / "samples" / "step_000030.png").is_file() and (out / "samples" / "progress.gif").is_file()
-    assert run_cli("sample", str(out), "-n", "9", "--out", str(tmp_path / "grid.png")).returncode == 0
-    assert run_cli("sample", str(out), "-n", "7", "--out", str(tmp_path / "s.npz")).returncode == 0
+    assert run_cli_here("sample", str(out), "-n", "9", "--out", str(tmp_path / "grid.png")).returncode == 0
+    assert run_cli_here("sample", str(out), "-n", "7", "--out", str(tmp_path / "s.npz")).returncode == 0
     samples = np.load(tmp_path / "s.npz")["samples"]
     assert samples.shape == (7, 1, 28, 28) and samples.dtype == np.uint8
-    assert run_cli("sample", str(out), "-n", "3", "--out", str(tmp_path / "pngs")).returncode == 0
+    assert run_cli_here("sample", str(out), "-n", "3", "--out", str(tmp_path / "pngs")).returncode == 0
     assert sorted(p.name for p in (tmp_path / "pngs").iterdir()) == ["0.png", "1.png", "2.png"]
     with Image.open(tmp_path / "pngs" / "0.png") as im:
         assert im.size == (28, 28)
     # The offline classifier metrics, against the MNIST test split.
-    result = run_cli("eval", str(out), "--metrics", "cfd,cs,classes", "-n", "500", "--ref", "test")
+    result = run_cli_here("eval", str(out), "--metrics", "cfd,cs,classes", "-n", "500", "--ref", "test")
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["cfd"]["value"] > 0 and values["cfd"]["protocol"]["reference"] == "mnist/test"
@@ -121,7 +121,7 @@ def test_training_evaluates_image_metrics_and_keeps_the_best(metric_run):
 
 def test_eval_command_prints_metrics_with_their_protocol(metric_run):
     out, _ = metric_run
-    result = run_cli("eval", str(out), "--metrics", "fid,prc", "-n", "300", "--best")
+    result = run_cli_here("eval", str(out), "--metrics", "fid,prc", "-n", "300", "--best")
     assert result.returncode == 0, result.stderr
     values = json.loads(result.stdout)
     assert values["checkpoint"] == "best" and values["n_samples"] == 300

@@ -14,7 +14,7 @@ from gankit.metrics.base import SCOPES, Stream
 from gankit.metrics.resize import clean_resize, pil_bicubic_weights
 from gankit.metrics.sources import SOURCES
 
-from gankit_testing import FAST, assert_user_error, run_cli
+from gankit_testing import FAST, assert_user_error, run_cli_here as run_cli  # in this process
 
 NOISE = {"name": "noise_images", "n": 1200, "channels": 3, "resolution": 16}
 

@@ -331,7 +331,7 @@ def test_leaky_slope_sets_every_leaky_relu(name, role, shape):
 
 @pytest.mark.parametrize("value", ["-0.1", "1.0", "steep"])
 def test_leaky_slope_garbage_is_one_line(value):
-    from gankit_testing import assert_user_error, run_cli
+    from gankit_testing import assert_user_error, run_cli_here as run_cli  # in this process
 
     result = run_cli("train", "ring_gan", "train.steps=1", f"model.discriminator.leaky_slope={value}")
     assert_user_error(result, "model.discriminator.leaky_slope")

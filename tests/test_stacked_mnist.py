@@ -19,7 +19,7 @@ from gankit.data.stacked_mnist import PACGAN_N, mode_of, stacked_mnist
 from gankit.errors import ConfigError, GankitError
 from gankit.metrics import compute_metrics, metric_scalar, parse_names
 from gankit.metrics.stacked import mode_counts, mode_histogram, stacked_modes
-from gankit_testing import SHARED_DATA, assert_user_error, run_cli, run_cli_here
+from gankit_testing import SHARED_DATA, assert_user_error, run_cli_here
 
 MNIST = SHARED_DATA / "mnist"
 QUIET = ["train.progress=false", "train.tensorboard=false", "train.sample_every=0", "train.snapshot_steps=[]"]
@@ -190,7 +190,7 @@ def test_stacked_modes_on_a_one_channel_run_exits_2(tmp_path):
     small = ["model.generator.width=8", "model.discriminator.width=8", "train.batch_size=8", "train.steps=1",
              "eval.n_samples=16", "eval.grid_size=4"]
     run = tmp_path / "run"
-    done = run_cli("train", "mnist_dcgan", data, *QUIET, *small, "--out", str(run))
+    done = run_cli_here("train", "mnist_dcgan", data, *QUIET, *small, "--out", str(run))
     assert done.returncode == 0, done.stderr
     assert_user_error(run_cli_here("eval", str(run), "--metrics", "stacked_modes", "-n", "16"), "stacked_modes",
                       "3-channel", "1x28x28")
@@ -212,7 +212,7 @@ def test_dcgan_config_states_the_pacgan_settings():
 
 def test_dcgan_config_trains_briefly_and_reports_modes(mnist_root, tmp_path):
     run = tmp_path / "run"
-    done = run_cli("train", "stacked_mnist_dcgan", f"data.root={mnist_root}", "data.n=2000", "train.steps=12",
+    done = run_cli_here("train", "stacked_mnist_dcgan", f"data.root={mnist_root}", "data.n=2000", "train.steps=12",
                    "eval.n_samples=200", "eval.every=0", "eval.grid_size=16", "train.log_every=6", *QUIET,
                    "--out", str(run))
     assert done.returncode == 0, done.stderr
@@ -231,7 +231,7 @@ def test_pacdcgan2_config(mnist_root, tmp_path):
     exp = Experiment(config.load("stacked_mnist_pacdcgan2", overrides))
     assert exp.discriminator.inner.data_shape[0] == 6  # D sees 2 packed 3-channel images
     run = tmp_path / "run"
-    done = run_cli("train", "stacked_mnist_pacdcgan2", *overrides, "train.steps=6", "eval.n_samples=200",
+    done = run_cli_here("train", "stacked_mnist_pacdcgan2", *overrides, "train.steps=6", "eval.n_samples=200",
                    "eval.every=0", "eval.grid_size=16", *QUIET, "--out", str(run))
     assert done.returncode == 0, done.stderr
     assert json.loads((run / "eval.json").read_text())["stacked_modes"]["value"]["modes"] >= 1

@@ -18,7 +18,7 @@ from gankit.compat import stack_blocker
 from gankit.study.seeds import train_seeds
 from gankit.study.stack import SeedStack
 from gankit.train import Trainer
-from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
+from gankit_testing import FAST, assert_user_error, run_cli_here
 
 SGD = ["optim.generator.name=sgd", "optim.discriminator.name=sgd", "optim.generator.lr=0.05",
        "optim.discriminator.lr=0.05"]
@@ -85,7 +85,7 @@ def losses(run_dir):
 
 
 def test_a_diverging_seed_stops_the_study_with_one_line_naming_config_and_seed(tmp_path):
-    result = run_cli("study", "ring_gan", "--seeds", "2", "--out", str(tmp_path / "study"), *SMALL,
+    result = run_cli_here("study", "ring_gan", "--seeds", "2", "--out", str(tmp_path / "study"), *SMALL,
                      "train.steps=20", "train.log_every=5", "loss=wgan", "regularizers=[]",
                      "optim.discriminator={name: sgd, lr: 1.0e+30}", cwd=tmp_path)
     # the study's progress lines come first; the error is one line, the last, and no traceback
@@ -154,7 +154,7 @@ def test_study_of_the_main_job(tmp_path):
 
 def test_study_command_writes_table_results_and_figures(tmp_path):
     out = tmp_path / "s"
-    r = run_cli("study", "ring_gan", "ring_gan_r1", "--seeds", "2", "--out", str(out), *SMALL, "train.steps=8")
+    r = run_cli_here("study", "ring_gan", "ring_gan_r1", "--seeds", "2", "--out", str(out), *SMALL, "train.steps=8")
     assert r.returncode == 0, r.stderr
     assert "| ring_gan | 2 | 8 |" in r.stdout and "| ring_gan_r1 | 2 | 8 |" in r.stdout
     results = json.loads((out / "results.json").read_text())
@@ -247,7 +247,7 @@ def test_maxout_is_the_max_over_pieces():
 
 def test_gankit_train_without_a_config_runs_the_main_job(tmp_path):
     out = tmp_path / "run"
-    r = run_cli("train", *SMALL, "train.steps=3", "--out", str(out))
+    r = run_cli_here("train", *SMALL, "train.steps=3", "--out", str(out))
     assert r.returncode == 0, r.stderr
     saved = config.load(str(out / "config.yaml"))
     assert saved.name == "main" and saved == config.load("main", [*SMALL, "train.steps=3"])
@@ -278,7 +278,7 @@ def test_a_study_killed_with_sigkill_and_rerun_ends_as_an_uninterrupted_one(tmp_
 
     args = ["study", "ring_gan", "--seeds", "2", *GP, "train.n_critic=1", "train.steps=300", "train.checkpoint_every=10",
             "train.snapshot_steps=[50,200]"]
-    assert run_cli(*args, "--out", str(tmp_path / "whole")).returncode == 0
+    assert run_cli_here(*args, "--out", str(tmp_path / "whole")).returncode == 0
     killed = tmp_path / "killed"
     proc = subprocess.Popen([sys.executable, "-m", "gankit", *args, "--out", str(killed)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
@@ -292,7 +292,7 @@ def test_a_study_killed_with_sigkill_and_rerun_ends_as_an_uninterrupted_one(tmp_
     assert not (killed / "ring_gan" / "seed_5679" / "eval.json").exists()  # stopped mid-training
     stopped_at = load_checkpoint(checkpoint)["step"]
     assert 10 <= stopped_at < 300
-    rerun = run_cli(*args, "--out", str(killed))
+    rerun = run_cli_here(*args, "--out", str(killed))
     assert rerun.returncode == 0, rerun.stderr
     for seed in (5678, 5679):
         assert_same_weights(killed / "ring_gan" / f"seed_{seed}", tmp_path / "whole" / "ring_gan" / f"seed_{seed}",
@@ -337,7 +337,7 @@ def test_seeds_stopped_at_different_steps_resume_in_groups(tmp_path):
 
 def test_a_study_rerun_with_another_config_is_one_line(tmp_path):
     out = str(tmp_path / "s")
-    assert run_cli("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=4").returncode == 0
+    assert run_cli_here("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=4").returncode == 0
     assert_user_error(run_cli_here("study", "ring_gan", "--seeds", "1", "--out", out, *SMALL, "train.steps=6"),
                       "train.steps=4", "6", "another --out")
 
