@@ -187,11 +187,13 @@ def test_conditional_image_run_grid_has_one_row_per_class(tmp_path):
 
 
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist is absent")
-@pytest.mark.parametrize("name, steps, floor", [("mnist_cgan", 600, 0.18), ("mnist_acgan", 500, 0.45)])
+# mnist_cgan conditions more slowly (0.22 at 500 steps, 0.26 at 600, seed 0): its short run (37 s) left the suite
+# to keep it under 8 minutes; its full-length result is in docs/conditional.md.
+@pytest.mark.parametrize("name, steps, floor", [("mnist_acgan", 500, 0.45)])
 def test_mnist_short_run_generates_the_requested_digits(tmp_path, monkeypatch, name, steps, floor):
     """The shipped MNIST configs, shortened to a tenth of their 6,000 steps: the shipped classifier confirms the
-    requested class above chance (0.10 +- 0.013 on 500 samples). Seed 0 on 2 cores measured 0.26 (CGAN, 600 steps)
-    and 0.67 (ACGAN, 500 steps); full runs: 0.96 and 0.99, docs/conditional.md."""
+    requested class above chance (0.10 +- 0.013 on 500 samples). Seed 0 on 2 cores measured 0.67 (ACGAN, 500
+    steps); the full run: 0.99, docs/conditional.md."""
     import shutil
 
     raw = tmp_path / "data" / "MNIST" / "raw"

@@ -233,9 +233,13 @@ def parse(*argv):
     return parser.parse_args(list(argv))
 
 
-def test_command_all_writes_grid_outputs(tmp_path, capsys):
+def test_command_all_writes_grid_outputs(tmp_path, capsys, monkeypatch, grid):
+    """The files of `--all` (the grid itself is the module's fixture, computed once: the same defaults)."""
+    asked = []
+    monkeypatch.setattr(lab, "run_grid", lambda **kw: asked.append(kw) or list(grid.values()))
     out = tmp_path / "grid"
     assert run(parse("--all", "--out", str(out))) == 0
+    assert all(asked[0][k] == v for k, v in lab.DEFAULTS.items() if k in asked[0]) and len(asked) == 1
     names = sorted(p.name for p in out.iterdir())
     assert names == ["dirac.json", "dirac_grid.pdf", "dirac_grid.png", "dirac_table.csv", "dirac_table.md"]
     data = json.loads((out / "dirac.json").read_text())
