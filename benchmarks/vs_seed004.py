@@ -107,7 +107,7 @@ def main() -> None:
     parser.add_argument("--steps", default="20,120", help="S1,S2: G steps of the two timed runs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--precision", default="auto", help="gankit's train.precision (auto: fp32 on a CPU; bf16: "
+    parser.add_argument("--precision", default="auto", help="gankit's train.precision (auto: measured on this CPU; bf16: "
                         "hidden layers in bf16, G's output and D's input and logit layers in fp32)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()

@@ -106,9 +106,9 @@ class TrainConfig:
     critic_real_batch: Literal["fresh", "per_g_step"] = "fresh"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
-    # auto: bf16 autocast for images on a GPU with native bf16; fp32 for 2-D toy data (bf16 rounding is as wide
-    # as a 0.01-std mode) and on CPUs (bf16's speed there depends on the machine). Inputs, outputs and gradient
-    # penalties always stay in fp32 (see models/layers.py).
+    # auto: bf16 autocast for images on a GPU with native bf16, and on a CPU where a one-off timing of the model
+    # finds it faster (gankit/precision.py; config.yaml records the choice); fp32 for 2-D toy data (bf16 rounding
+    # is as wide as a 0.01-std mode). Inputs, outputs and gradient penalties stay in fp32 (see models/layers.py).
     precision: Literal["auto", "fp32", "bf16"] = "auto"
     log_every: int = 50  # read the on-device loss sums every N G steps
     checkpoint_every: int = 500

@@ -27,6 +27,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.models.packing import PackedDiscriminator, packed_shape
 from gankit.objective import Objective, Player, Term
 from gankit.optim import EMA, linear_decay
+from gankit.precision import measured_cpu_precision, native_bf16, resolve_precision  # noqa: F401 (re-exported)
 from gankit.prior import CodeSpec, Prior
 from gankit.run import RunDir, load_checkpoint
 from gankit.registry import (AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULES, TERMS,
@@ -49,29 +50,6 @@ def resolve_device(name: str) -> torch.device:
 
 
 Dataset = InMemoryData | StreamingImageData
-
-
-def native_bf16(device: torch.device) -> bool:
-    if device.type == "cuda":
-        return torch.cuda.is_bf16_supported()
-    try:  # private helpers; absent on some builds, where fp32 is the safe answer
-        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
-    except AttributeError:
-        return False
-
-
-def resolve_precision(name: str, device: torch.device, data_kind: str = "image") -> torch.dtype:
-    """auto: bf16 autocast for image data on a GPU that computes bf16 natively; fp32 everywhere else.
-
-    * 2-D toy data: bf16's 8-bit mantissa in the hidden layers puts noise of about 1% of the activations into
-      every sample, as wide as the ring's 0.01 std (measured: the main job's high-quality fraction fell from 0.37
-      to 0.27), and the tiny MLPs gain no speed from it.
-    * CPUs: whether bf16 is faster depends on the CPU, the thread count and the torch build, not on a feature
-      flag (an AVX512-BF16 CPU ran the toy recipe 50% slower in bf16 on one machine and faster on another), so
-      the default is the reproducible fp32; ``bf16`` opts in (docs/training.md has measurements)."""
-    if name == "auto":
-        return torch.bfloat16 if data_kind != "toy" and device.type == "cuda" and native_bf16(device) else torch.float32
-    return torch.bfloat16 if name == "bf16" else torch.float32
 
 
 def build_data(cfg: Config, device: torch.device) -> Dataset:
@@ -197,6 +175,11 @@ class Experiment:
                 model.to(memory_format=torch.channels_last)
             if self.ema is not None:
                 self.ema.model.to(memory_format=torch.channels_last)
+        if self.compute_dtype is None:  # auto for images on a CPU: timed on this machine (gankit/precision.py)
+            self.compute_dtype = distributed.on_main(lambda: measured_cpu_precision(self))
+            choice = "bf16" if self.compute_dtype == torch.bfloat16 else "fp32"
+            # config.yaml records the choice: a resumed or sampled run computes as it trained, on any machine.
+            self.cfg = cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=choice))
         # The training forwards; penalties call the eager D (a compiled graph has no double backward).
         self.g_forward: nn.Module = self.generator
         self.d_forward: nn.Module = self.discriminator

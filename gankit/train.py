@@ -64,7 +64,7 @@ class Trainer:
         def create() -> None:
             check_out()
             make_folder(run.root, "--out")
-            dump_config(run.config, cfg)
+            dump_config(run.config, exp.cfg)  # exp.cfg: with what auto resolved to where it was measured
 
         check_out()  # every rank, before any rank can write (Experiment's first collective comes after)
         exp = Experiment(cfg)  # every config error surfaces here, before anything is written

@@ -1,9 +1,14 @@
+import os
+
 import pytest
 import torch
 
 from gankit_testing import run_cli_here
 
 torch.set_num_threads(2)
+# precision auto on a CPU times the model on the machine (gankit/precision.py): the suite pins fp32, so that its
+# floors and equivalences do not depend on which machine runs it; tests/test_precision.py tests the measurement.
+os.environ["GANKIT_CPU_PRECISION"] = "fp32"
 
 
 @pytest.fixture

@@ -69,17 +69,14 @@ def test_balanced_mixture_has_exactly_n_over_k_points_per_mode():
     assert data.x.abs().max() < 1.0  # inside the tanh output's range, as the reference's scaling by 1/15
 
 
-def test_precision_auto_is_fp32_for_2d_data_on_every_device_and_for_everything_on_cpus(monkeypatch):
+def test_precision_auto_is_fp32_for_2d_data_on_every_device(monkeypatch):
     """bf16 rounding in the hidden layers is as wide as a 0.01-std mode: auto never picks it for toy data, even
-    where the device computes bf16 natively. On CPUs its speed depends on the machine: auto is fp32 there, even
-    with AVX512-BF16; images on a GPU with native bf16 get bf16."""
-    from gankit import config, experiment
+    where the device computes bf16 natively (images: tests/test_precision.py)."""
+    from gankit import config, experiment, precision
 
-    monkeypatch.setattr(experiment, "native_bf16", lambda device: True)
-    assert experiment.resolve_precision("auto", torch.device("cpu"), "toy") == torch.float32
-    assert experiment.resolve_precision("auto", torch.device("cpu"), "image") == torch.float32
-    assert experiment.resolve_precision("auto", torch.device("cuda"), "toy") == torch.float32
-    assert experiment.resolve_precision("auto", torch.device("cuda"), "image") == torch.bfloat16
-    assert experiment.resolve_precision("bf16", torch.device("cpu"), "toy") == torch.bfloat16
+    monkeypatch.setattr(precision, "native_bf16", lambda device: True)
+    monkeypatch.delenv(precision.CPU_PRECISION_ENV, raising=False)
+    for device in ("cpu", "cuda"):
+        assert precision.resolve_precision("auto", torch.device(device), "toy") == torch.float32
     exp = experiment.Experiment(config.load(None, ["train.steps=1"]))
-    assert exp.compute_dtype == torch.float32
+    assert exp.compute_dtype == torch.float32 and exp.cfg.train.precision == "auto"

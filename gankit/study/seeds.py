@@ -359,7 +359,7 @@ def prepare_seed(cfg: Config, seed: int, out: Path, saved: dict[str, Any] | None
         exp = Experiment(cfg_s)  # seeds torch's RNG and builds the seed's weights, as `gankit train` does
         check_eval_config(exp)
         make_folder(run.root, "--out")
-        dump_config(run.config, cfg_s)
+        dump_config(run.config, exp.cfg)
         trainer = Trainer(exp, run)
     # what came after the checkpoint is redone: its snapshots' metrics go, as LossTracker drops its losses
     kept = {k: v for k, v in read_snapshot_metrics(run).items() if k <= trainer.step}
