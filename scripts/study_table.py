@@ -1,0 +1,50 @@
+"""The markdown tables of docs/study.md from a study's results.json (docs/studies/NAME/results.json).
+
+    python scripts/study_table.py docs/studies/ring8/results.json [--steps 200,400,600,800,1000]
+
+Prints two tables: the final metrics (mean +- s.e. over seeds) and the modes covered at the reference README's
+step figures (mean over seeds, with the per-seed range), so the two can be read side by side.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+
+
+def mean_range(values: list[float]) -> str:
+    lo, hi = min(values), max(values)
+    span = f"{lo:g}" if lo == hi else f"{lo:g}-{hi:g}"
+    return f"{statistics.fmean(values):.1f} ({span})"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("results", type=Path)
+    parser.add_argument("--steps", default="200,400,600,800,1000", help="snapshot steps for the modes table")
+    args = parser.parse_args()
+    try:
+        results = json.loads(args.results.read_text())
+    except (OSError, ValueError) as exc:
+        sys.exit(f"study_table: cannot read {args.results}: {exc}")
+    steps = [s for s in args.steps.split(",") if s]
+    print("| config | seeds | G steps | modes | high-quality fraction | reverse KL | wall s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, r in results.items():
+        f = r["final"]
+        cells = [f"{f[k]['mean']:.3f} ± {f[k]['se']:.3f}" for k in ("modes", "high_quality", "reverse_kl")]
+        print(f"| `{name}` | {len(r['seeds'])} | {r['steps']} | " + " | ".join(cells) + f" | {r['seconds']:.0f} |")
+    print()
+    print("| config | " + " | ".join(f"modes at {s}" for s in steps) + " | modes at the end |")
+    print("|---|" + "---|" * (len(steps) + 1))
+    for name, r in results.items():
+        curves = r.get("curves", {})
+        cells = [mean_range(curves[s]["modes"]) if s in curves else "-" for s in steps]
+        cells.append(mean_range(r["final"]["modes"]["values"]))
+        print(f"| `{name}` | " + " | ".join(cells) + " |")
+
+
+if __name__ == "__main__":
+    main()
