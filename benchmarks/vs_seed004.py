@@ -32,6 +32,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 RECIPES = {"GAN": "afshindini_gan", "DCGAN": "afshindini_dcgan", "WGAN": "afshindini_wgan",
@@ -107,7 +108,8 @@ def main() -> None:
     parser.add_argument("--steps", default="20,120", help="S1,S2: G steps of the two timed runs")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--recipes", default=",".join(RECIPES))
-    parser.add_argument("--precision", default="auto", help="gankit's train.precision (auto: measured on this CPU; bf16: "
+    parser.add_argument("--precision", default="auto", help="gankit's train.precision, or several comma-separated, "
+                        "each run beside the same reference runs (auto: measured on this CPU; bf16: "
                         "hidden layers in bf16, G's output and D's input and logit layers in fp32)")
     parser.add_argument("--json", type=Path, help="also write the rows here")
     args = parser.parse_args()
@@ -127,36 +129,41 @@ def main() -> None:
             (work / f).symlink_to((args.reference / f).resolve())
         driver = work / "gankit_driver.py"  # beside main.py: its imports (Methods, Utility) resolve from there
         driver.write_text(REFERENCE_DRIVER)
+        precisions = args.precision.split(",")
         for kind in args.recipes.split(","):
             config = RECIPES[kind]
-            wall: dict[str, dict[int, float]] = {"reference": {}, "gankit": {}}
+            wall: dict[str, dict[int, float]] = {"reference": {}, **{p: {} for p in precisions}}
             for steps in (s1, s2):  # interleaved: each program at S1, then each at S2
                 ref_out = tmp / f"{kind}-{steps}.npz"
                 wall["reference"][steps] = run(reference_cmd(kind, steps, ref_out, args.threads, driver), work, env)
-                run_dir = tmp / f"{config}-{steps}"
-                wall["gankit"][steps] = run(gankit_cmd(config, steps, run_dir, args.precision), ROOT, env)
-            ours = tmp / f"{config}-{s2}.npz"
-            run([sys.executable, "-m", "gankit", "sample", str(tmp / f"{config}-{s2}"), "-n", str(N_SAMPLES),
-                 "--out", str(ours)], ROOT, env)
+                for p in precisions:
+                    run_dir = tmp / f"{config}-{p}-{steps}"
+                    wall[p][steps] = run(gankit_cmd(config, steps, run_dir, p), ROOT, env)
             ms = {k: (w[s2] - w[s1]) * 1000 / (s2 - s1) for k, w in wall.items()}
-            row = {"recipe": kind, "config": config, "ms_reference": ms["reference"], "ms_gankit": ms["gankit"],
-                   "speedup": ms["reference"] / ms["gankit"], "steps": s2,
-                   "reference": quality(tmp / f"{kind}-{s2}.npz"), "gankit": quality(ours)}
-            rows.append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+            reference_quality = quality(tmp / f"{kind}-{s2}.npz")
+            for p in precisions:
+                ours = tmp / f"{config}-{p}-{s2}.npz"
+                run([sys.executable, "-m", "gankit", "sample", str(tmp / f"{config}-{p}-{s2}"), "-n", str(N_SAMPLES),
+                     "--out", str(ours)], ROOT, env)
+                chosen = yaml.safe_load((tmp / f"{config}-{p}-{s2}" / "config.yaml").read_text())["train"]["precision"]
+                row = {"recipe": kind, "config": config, "precision": p if p == chosen else f"{p} -> {chosen}",
+                       "ms_reference": ms["reference"], "ms_gankit": ms[p], "speedup": ms["reference"] / ms[p],
+                       "steps": s2, "reference": reference_quality, "gankit": quality(ours)}
+                rows.append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
     import platform
 
     import torch
 
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, torch {torch.__version__}, "
           f"{args.threads} thread(s); G steps {s1} and {s2}; quality after {s2} G steps, {N_SAMPLES} samples; gankit "
-          f"train.precision={args.precision}")
-    print("| recipe | gankit config | reference ms/G step | gankit ms/G step | speed-up | cfd ref / gankit | "
-          "cs ref / gankit | class KL ref / gankit |")
-    print("|---|---|---|---|---|---|---|---|")
+          f"train.precision={args.precision} (auto -> what it resolved to)")
+    print("| recipe | gankit config | gankit precision | reference ms/G step | gankit ms/G step | speed-up | "
+          "cfd ref / gankit | cs ref / gankit | class KL ref / gankit |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in rows:
         a, b = r["reference"], r["gankit"]
-        print(f"| {r['recipe']} | {r['config']} | {r['ms_reference']:.1f} | {r['ms_gankit']:.1f} | "
+        print(f"| {r['recipe']} | {r['config']} | {r['precision']} | {r['ms_reference']:.1f} | {r['ms_gankit']:.1f} | "
               f"{r['speedup']:.2f}x | {a['cfd']:.2f} / {b['cfd']:.2f} | {a['cs']:.2f} / {b['cs']:.2f} | "
               f"{a['class_kl']:.3f} / {b['class_kl']:.3f} |")
     if args.json:
