@@ -67,8 +67,8 @@ def main() -> None:
             import gzip
             for f in (DATA / "mnist").glob("*.gz"):
                 (raw / f.name[:-3]).write_bytes(gzip.decompress(f.read_bytes()))
-        print(f"| config | tensors | max abs difference |")
-        print(f"|---|---|---|")
+        print("| config | tensors | max abs difference |")
+        print("|---|---|---|")
         for name in names:
             w = run(name, a.steps, root)
             results[name] = w

@@ -11,7 +11,6 @@ from torch import Tensor
 
 from gankit import distributed
 from gankit.data.base import Batch
-from gankit.errors import GankitError
 from gankit.experiment import Experiment
 
 from gankit.domain import TOY_BEST  # toy metrics a `best` checkpoint can follow, with their direction

@@ -4,11 +4,15 @@ import subprocess
 import sys
 from pathlib import Path
 
+from typing import TYPE_CHECKING, Callable
+
 import torch
 
 torch.set_num_threads(2)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
+if TYPE_CHECKING:
+    from gankit.train import Trainer
 
 # Short runs for tests: no progress bar, no TensorBoard writer, few steps.
 FAST = ["train.progress=false", "train.tensorboard=false", "train.log_every=10", "model.generator.width=64",
@@ -56,3 +60,28 @@ def assert_user_error(result: subprocess.CompletedProcess, *needles: str) -> Non
     assert "Traceback" not in result.stderr
     for needle in needles:
         assert needle in lines[0], (needle, lines[0])
+
+
+def full_and_resumed(start: Callable[[str], "Trainer"]) -> tuple["Trainer", "Trainer", int]:
+    """``start(name)`` run to the end, and the same run killed right after its first checkpoint and resumed to the
+    end: (uninterrupted, resumed, the step it resumed at). The resume tests compare the two."""
+    import pytest
+
+    from gankit.train import Trainer
+
+    full = start("full")
+    full.fit()
+    part = start("part")
+    save = part.save_checkpoint
+
+    def save_then_crash() -> None:
+        save()
+        raise KeyboardInterrupt
+
+    part.save_checkpoint = save_then_crash
+    with pytest.raises(KeyboardInterrupt):
+        part.fit()
+    resumed = Trainer.resume(part.run.root)
+    resumed_at = resumed.step
+    resumed.fit()
+    return full, resumed, resumed_at

@@ -8,10 +8,10 @@ import torch
 from gankit import config
 from gankit.augment.diffaugment import color, cutout, translate
 from gankit.errors import ConfigError
-from gankit.registry import AUGMENTATIONS, SCHEDULES, load_builtins
+from gankit.registry import AUGMENTATIONS, load_builtins
 from gankit.schedules import Schedule
 from gankit.train import Trainer
-from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
+from gankit_testing import FAST, assert_user_error, full_and_resumed, run_cli_here
 
 load_builtins()
 IMAGES = ["data={name: noise_images, n: 64, channels: 3, resolution: 28}", "model.z_dim=8", "eval.metrics=[]",
@@ -203,20 +203,8 @@ def test_adaptive_p_and_schedules_resume_bit_exactly(tmp_path):
     overrides = IMAGES + ["augment=[{name: diffaugment, p: 0.2, target: 0.6, interval: 2, speed_images: 500}]",
                           "regularizers=[{name: r1, weight: 1}]", "train.steps=8", "train.checkpoint_every=4",
                           "schedules=[{name: cosine, key: regularizers.0.weight, start: 1.0, end: 0.1}]"]
-    full = Trainer.start(config.load(None, overrides), tmp_path / "full")
-    full.fit()
-    part = Trainer.start(config.load(None, overrides), tmp_path / "part")
-    save = part.save_checkpoint
-
-    def save_then_crash():
-        save()
-        raise KeyboardInterrupt
-
-    part.save_checkpoint = save_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
-    resumed = Trainer.resume(tmp_path / "part")
-    resumed.fit()
+    # killed right after its first checkpoint, then resumed
+    full, resumed, resumed_at = full_and_resumed(lambda name: Trainer.start(config.load(None, overrides), tmp_path / name))
     a, b = full.exp.state_dict(), resumed.exp.state_dict()
     for name, net in a["networks"].items():
         for key, value in net.items():

@@ -18,7 +18,7 @@ from gankit.models.conditional import DOutput
 from gankit.objective import Objective, StepContext
 from gankit.prior import CodeSpec, Prior
 from gankit.train import Trainer
-from gankit_testing import FAST, SHARED_DATA, assert_user_error, run_cli_here as run_cli  # in this process
+from gankit_testing import FAST, SHARED_DATA, assert_user_error, full_and_resumed, run_cli_here as run_cli  # in this process
 
 # A small InfoGAN on the ring (labels unused): a 4-way categorical code and one continuous code, an MLP D with a
 # Q head, the term on every second D step.
@@ -258,21 +258,9 @@ def test_the_infogan_metric_needs_an_infogan_run(tmp_path):
 def test_interrupted_and_resumed_infogan_run_equals_uninterrupted_run(tmp_path):
     overrides = FAST + TOY_INFOGAN + ["train.steps=20", "train.checkpoint_every=7",
                                       "model.discriminator.q_hidden=4"]
-    full = Trainer.start(config.load(None, overrides), tmp_path / "full")
-    full.fit()
-    part = Trainer.start(config.load(None, overrides), tmp_path / "part")
-    save = part.save_checkpoint
-
-    def save_then_crash():
-        save()
-        raise KeyboardInterrupt
-
-    part.save_checkpoint = save_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
-    resumed = Trainer.resume(tmp_path / "part")
-    assert resumed.step == 7
-    resumed.fit()
+    # killed right after its first checkpoint, then resumed
+    full, resumed, resumed_at = full_and_resumed(lambda name: Trainer.start(config.load(None, overrides), tmp_path / name))
+    assert resumed_at == 7
     for name, net in full.exp.networks.items():
         other = resumed.exp.networks[name].state_dict()
         for key, value in net.state_dict().items():

@@ -16,7 +16,7 @@ import torch
 import gankit.data  # noqa: F401  (registers)
 from gankit import config
 from gankit.data.stacked_mnist import PACGAN_N, mode_of, stacked_mnist
-from gankit.errors import ConfigError, GankitError
+from gankit.errors import GankitError
 from gankit.metrics import compute_metrics, metric_scalar, parse_names
 from gankit.metrics.stacked import mode_counts, mode_histogram, stacked_modes
 from gankit_testing import SHARED_DATA, assert_user_error, run_cli_here

@@ -8,7 +8,7 @@ from gankit import config
 from gankit.errors import GankitError, TrainingDiverged
 from gankit.run import RunDir, load_checkpoint
 from gankit.train import Trainer
-from gankit_testing import FAST
+from gankit_testing import FAST, full_and_resumed
 
 
 def start(tmp_path, *overrides, name="run"):
@@ -43,23 +43,9 @@ def parameters(trainer):
 ])
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, method):
     steps = ["train.steps=30", "train.checkpoint_every=15"]
-    full = start(tmp_path, *steps, *method, name="full")
-    full.fit()
-    # The same run, killed right after its checkpoint at step 15 ...
-    part = start(tmp_path, *steps, *method, name="part")
-    save = part.save_checkpoint
-
-    def save_then_crash():
-        save()
-        raise KeyboardInterrupt
-
-    part.save_checkpoint = save_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
-    # ... and resumed from it.
-    resumed = Trainer.resume(tmp_path / "part")
-    assert resumed.step == 15
-    resumed.fit()
+    # killed right after its first checkpoint, then resumed
+    full, resumed, resumed_at = full_and_resumed(lambda name: start(tmp_path, *steps, *method, name=name))
+    assert resumed_at == 15
     a, b = parameters(full), parameters(resumed)
     assert a.keys() == b.keys() and {k.split(".")[0] for k in a} == set(full.exp.networks)
     for key in a:

@@ -15,7 +15,7 @@ from gankit.models.conditional import DOutput
 from gankit.objective import Objective, PairCodes, StepContext
 from gankit.prior import Latents
 from gankit.train import Trainer
-from gankit_testing import FAST, SHARED_DATA, assert_user_error, run_cli_here as run_cli  # in this process
+from gankit_testing import FAST, SHARED_DATA, assert_user_error, full_and_resumed, run_cli_here as run_cli  # in this process
 
 # The shipped ring config, small and quick (FAST shrinks G, D(z, x) to 2 x 64 units; F is shrunk here).
 SMALL = FAST + ["model.networks.reconstructor.width=64", "model.networks.reconstructor.depth=2",
@@ -161,21 +161,9 @@ def test_without_the_reconstruction_term_f_gets_no_gradient(tmp_path):
 
 def test_interrupted_and_resumed_veegan_run_equals_uninterrupted_run(tmp_path):
     steps = ["train.steps=20", "train.checkpoint_every=10", "train.n_critic=2"]
-    full = start(tmp_path, *steps, name="full")
-    full.fit()
-    part = start(tmp_path, *steps, name="part")
-    save = part.save_checkpoint
-
-    def save_then_crash():
-        save()
-        raise KeyboardInterrupt
-
-    part.save_checkpoint = save_then_crash
-    with pytest.raises(KeyboardInterrupt):
-        part.fit()
-    resumed = Trainer.resume(tmp_path / "part")
-    assert resumed.step == 10
-    resumed.fit()
+    # killed right after its first checkpoint, then resumed
+    full, resumed, resumed_at = full_and_resumed(lambda name: start(tmp_path, *steps, name=name))
+    assert resumed_at == 10
     states = [{f"{who}.{k}": v for who, net in t.exp.networks.items() for k, v in net.state_dict().items()}
               for t in (full, resumed)]
     assert {k.split(".")[0] for k in states[0]} == {"generator", "discriminator", "reconstructor"}

@@ -82,8 +82,7 @@ def base_config(name: str | None) -> dict[str, Any]:
 def setup_of(cfg: Config) -> dict[str, Any]:
     """The page's fields for a config (the form's initial values)."""
     d = cfg.to_dict()
-    g, dd, og, od = d["model"]["generator"], d["model"]["discriminator"], d["optim"]["generator"], \
-        d["optim"]["discriminator"]
+    g, og, od = d["model"]["generator"], d["optim"]["generator"], d["optim"]["discriminator"]
     data = d["data"]
     dataset = next((k for k, v in DATASETS.items() if all(data.get(a) == b for a, b in v.items())),
                    "drawn" if data["name"] == "points" else data["name"])

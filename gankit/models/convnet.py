@@ -23,7 +23,6 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-import torch
 from torch import Tensor, nn
 
 from gankit.errors import ParamError

@@ -9,7 +9,6 @@ from __future__ import annotations
 import math
 from typing import Annotated, Literal
 
-import torch
 from torch import Tensor, nn
 
 from gankit.errors import ParamError
