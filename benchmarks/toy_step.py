@@ -2,6 +2,10 @@
 
 Recipe (issue 2): MLP G and D, width 256, 3 hidden layers, z 32, batch 256, 5 D steps per G step, Adam,
 non-saturating loss, ring of 8 Gaussians. Run:  python benchmarks/toy_step.py [--steps 200] [--threads 2]
+
+Beside each time: the step's FLOPs (torch.utils.flop_counter on one step: matrix products and their backward)
+and the rate they run at, against the peak of a plain matrix product at the recipe's shape ([512 x 256] @
+[256 x 256], fp32 and bf16) measured in the same process: what the hardware allows for this step.
 """
 from __future__ import annotations
 
@@ -36,6 +40,27 @@ def time_steps(step, n_steps: int, repeats: int, device: torch.device) -> float:
         sync()
         times.append((time.perf_counter() - t0) * 1000 / n_steps)
     return statistics.median(times)
+
+
+def step_flops(step) -> int | None:
+    """FLOPs of one call of ``step`` (what torch's flop counter attributes: mm, addmm, bmm and their backward);
+    None where the counter cannot follow the step (it rejects autograd.grad, which the penalties call)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    try:
+        with FlopCounterMode(display=False) as counter:
+            step()
+    except RuntimeError:
+        return None
+    return counter.get_total_flops()
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, repeats: int = 200) -> float:
+    """GFLOP/s of [512 x 256] @ [256 x 256] in ``dtype``: the recipe's D-step shape (real and fake joined)."""
+    a = torch.randn(512, 256, device=device, dtype=dtype)
+    b = torch.randn(256, 256, device=device, dtype=dtype)
+    ms = time_steps(lambda: a @ b, repeats, 3, device)
+    return 2 * 512 * 256 * 256 / (ms * 1e-3) / 1e9
 
 
 def plain_loop(data: torch.Tensor, device: torch.device):
@@ -113,11 +138,19 @@ def main() -> None:
         rows.append(("gankit engine, conditional NS-GAN (concat), bf16",
                      gankit_loop(["train.precision=bf16", "model.conditional=true"], device)))
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {args.threads} threads"
-    print(f"torch {torch.__version__}, {where}, {args.steps} G steps x {args.repeats} repeats (median)")
-    print(f"| {'variant':<58} | ms / G step |")
-    print(f"|{'-' * 60}|{'-' * 13}|")
+    peak32, peak16 = matmul_peak(torch.float32, device), matmul_peak(torch.bfloat16, device)
+    print(f"torch {torch.__version__}, {where}, {args.steps} G steps x {args.repeats} repeats (median); matmul "
+          f"[512 x 256] @ [256 x 256]: {peak32:.0f} GFLOP/s fp32, {peak16:.0f} GFLOP/s bf16")
+    print(f"| {'variant':<58} | ms / G step | GFLOP / G step | GFLOP/s | of the fp32 matmul rate |")
+    print(f"|{'-' * 60}|{'-' * 13}|{'-' * 16}|{'-' * 9}|{'-' * 25}|")
     for name, step in rows:
-        print(f"| {name:<58} | {time_steps(step, args.steps, args.repeats, device):11.2f} |", flush=True)
+        ms = time_steps(step, args.steps, args.repeats, device)
+        flops = step_flops(step)
+        if flops is None:
+            print(f"| {name:<58} | {ms:11.2f} | {'-':>14} | {'-':>7} | {'-':>23} |", flush=True)
+            continue
+        rate = flops / 1e9 / (ms * 1e-3)
+        print(f"| {name:<58} | {ms:11.2f} | {flops / 1e9:14.2f} | {rate:7.0f} | {rate / peak32:23.0%} |", flush=True)
 
 
 if __name__ == "__main__":
