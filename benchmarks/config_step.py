@@ -65,8 +65,8 @@ def main() -> None:
         ms = {p: statistics.median(v) for p, v in times.items()}
         rows.append((name, ms["fp32"], ms["bf16"]))
         print(f"{name}: fp32 {ms['fp32']:.0f} ms, bf16 {ms['bf16']:.0f} ms", file=sys.stderr, flush=True)
-    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s); median of "
-          f"{args.rounds} rounds of {args.steps} G steps (Trainer.train_step), fp32 and bf16 interleaved")
+    print(f"machine: {cpu_name()}, {os.cpu_count()} cores, torch {torch.__version__}, {args.threads} thread(s); "
+          f"median of {args.rounds} rounds of {args.steps} G steps (Trainer.train_step), fp32 and bf16 interleaved")
     print("| config | fp32 ms / G step | bf16 ms / G step | bf16 speed-up |")
     print("|---|---|---|---|")
     for name, fp32, bf16 in rows:

@@ -11,11 +11,13 @@ recipe (``afshindini_*``):
   uniform, with the shipped MNIST classifier).
 
 The reference runs unchanged from a snapshot of its repository (``--reference``): main.py under runpy, with
-``--device cpu --epochs 1`` and its README's arguments for that recipe (README_ARGS). Three things are patched
-around it, none inside its training step: the MNIST
-DataLoader stops after S batches (S G steps, as one epoch would run 469), the end-of-epoch figure writer
-(``save_result``/``save_result_GAN``) instead saves 5,000 samples of its G in eval mode, as that writer samples,
-and the loss plot is skipped. ``MNIST('.', download=True)`` reads ./MNIST/raw, which this script links to
+``--device cpu --epochs ceil(S / 469)`` and its README's arguments for that recipe (README_ARGS). Three things
+are patched around it, none inside its training step: the MNIST DataLoader stops after S batches in all (S G
+steps, over as many epochs of 469 batches as that takes; before 2026-12-07 it stopped at one epoch, so S2 > 469
+under-counted the reference's time), the end-of-epoch figure writer (``save_result``/``save_result_GAN``)
+instead saves 5,000 samples of its G in eval mode, as that writer samples (about a second per epoch, counted in
+the reference's time), and the loss plot is skipped. ``MNIST('.', download=True)`` reads ./MNIST/raw, which
+this script links to
 $GANKIT_DATA/MNIST (nothing is downloaded).
 
     python benchmarks/vs_seed004.py --reference /path/to/GAN-Methods-with-Pytorch --steps 20,120 --threads 1
@@ -53,7 +55,14 @@ steps, out, threads, kind = int(sys.argv[1]), sys.argv[2], int(sys.argv[3]), sys
 torch.set_num_threads(threads)
 import torch.utils.data
 _iter = torch.utils.data.DataLoader.__iter__
-torch.utils.data.DataLoader.__iter__ = lambda self: itertools.islice(_iter(self), steps)
+left = [steps]  # batches still to run, over as many epochs as that takes (an epoch is 469 batches)
+
+def counted(self):
+    for batch in itertools.islice(_iter(self), left[0]):
+        left[0] -= 1
+        yield batch
+
+torch.utils.data.DataLoader.__iter__ = counted
 import Utility.utility as u
 
 def samples(folder, image_no, z_dim, generator, num_epoch, device, *args, **kwargs):
@@ -65,7 +74,8 @@ def samples(folder, image_no, z_dim, generator, num_epoch, device, *args, **kwar
 
 u.save_result = u.save_result_GAN = samples
 u.plot_loss = lambda *a, **k: None
-sys.argv = ["main.py", "--type", kind, "--device", "cpu", "--epochs", "1", *sys.argv[5:]]
+epochs = -(-steps // 469)  # ceil: 60,000 images in batches of 128, the last one partial
+sys.argv = ["main.py", "--type", kind, "--device", "cpu", "--epochs", str(epochs), *sys.argv[5:]]
 runpy.run_path("main.py", run_name="__main__")
 ''' % N_SAMPLES
 

@@ -117,5 +117,6 @@ def test_the_run_records_the_choice_and_resume_keeps_it_on_another_machine(measu
 def test_a_bad_pinned_precision_is_one_line(cli, monkeypatch, tmp_path):
     monkeypatch.setattr(precision, "native_bf16", lambda device: True)
     monkeypatch.setenv(precision.CPU_PRECISION_ENV, "fp16")
-    assert_user_error(cli("train", "--out", str(tmp_path / "r"), *IMAGES, "train.steps=1"), "GANKIT_CPU_PRECISION", "fp16")
+    result = cli("train", "--out", str(tmp_path / "r"), *IMAGES, "train.steps=1")
+    assert_user_error(result, "GANKIT_CPU_PRECISION", "fp16")
     assert not (tmp_path / "r").exists()
