@@ -27,7 +27,7 @@ from gankit.errors import ConfigError, GankitError
 from gankit.models.packing import PackedDiscriminator, packed_shape
 from gankit.objective import Objective, Player, Term
 from gankit.optim import EMA, linear_decay
-from gankit.precision import measured_cpu_precision, native_bf16, resolve_precision  # noqa: F401 (re-exported)
+from gankit.precision import NAMES, measured_cpu_precision, resolve_precision
 from gankit.prior import CodeSpec, Prior
 from gankit.run import RunDir, load_checkpoint
 from gankit.registry import (AUGMENTATIONS, DATASETS, LOSSES, MODELS, OPTIMIZERS, REGULARIZERS, SCHEDULES, TERMS,
@@ -177,8 +177,8 @@ class Experiment:
                 self.ema.model.to(memory_format=torch.channels_last)
         if self.compute_dtype is None:  # auto for images on a CPU: timed on this machine (gankit/precision.py)
             self.compute_dtype = distributed.on_main(lambda: measured_cpu_precision(self))
-            choice = "bf16" if self.compute_dtype == torch.bfloat16 else "fp32"
             # config.yaml records the choice: a resumed or sampled run computes as it trained, on any machine.
+            choice = NAMES[self.compute_dtype]
             self.cfg = cfg = dataclasses.replace(cfg, train=dataclasses.replace(cfg.train, precision=choice))
         # The training forwards; penalties call the eager D (a compiled graph has no double backward).
         self.g_forward: nn.Module = self.generator

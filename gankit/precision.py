@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import torch
 
+from gankit.errors import GankitError
 from gankit.io import atomic_path
 
 if TYPE_CHECKING:
     from gankit.experiment import Experiment
 
 DTYPES = {"fp32": torch.float32, "bf16": torch.bfloat16}
+NAMES = {dtype: name for name, dtype in DTYPES.items()}
 CPU_PRECISION_ENV = "GANKIT_CPU_PRECISION"
 # bf16 must win by this factor: within the noise of a shared machine fp32 (exact, reproducible) is kept.
 BF16_MARGIN = 0.9
@@ -63,8 +65,6 @@ def resolve_precision(name: str, device: torch.device, data_kind: str = "image")
     if forced in DTYPES:
         return DTYPES[forced]
     if forced:
-        from gankit.errors import GankitError
-
         raise GankitError(f"${CPU_PRECISION_ENV} is '{forced}'; use fp32 or bf16 (or unset it to measure)")
     return None if native_bf16(device) else torch.float32
 
