@@ -2,8 +2,9 @@
 
     python scripts/study_table.py docs/studies/ring8/results.json [--steps 200,400,600,800,1000]
 
-Prints two tables: the final metrics (mean +- s.e. over seeds) and the modes covered at the reference README's
-step figures (mean over seeds, with the per-seed range), so the two can be read side by side.
+Prints three tables: the final metrics (mean +- s.e. over seeds), the modes covered at the reference README's
+step figures (mean over seeds, with the per-seed range), so the two can be read side by side, and the mean
+high-quality fraction at every snapshot the study kept (how sharp the covered modes become).
 """
 from __future__ import annotations
 
@@ -43,6 +44,17 @@ def main() -> None:
         curves = r.get("curves", {})
         cells = [mean_range(curves[s]["modes"]) if s in curves else "-" for s in steps]
         cells.append(mean_range(r["final"]["modes"]["values"]))
+        print(f"| `{name}` | " + " | ".join(cells) + " |")
+    print()
+    snaps = sorted({int(s) for r in results.values() for s in r.get("curves", {})})
+    end = any(str(r["steps"]) not in r.get("curves", {}) for r in results.values())  # a column for the final one
+    print("| config | " + " | ".join(f"{s:,}" for s in snaps) + (" | end |" if end else " |"))
+    print("|---|" + "---|" * (len(snaps) + end))
+    for name, r in results.items():
+        curves = r.get("curves", {})
+        cells = [f"{statistics.fmean(curves[str(s)]['high_quality']):.2f}" if str(s) in curves else "-" for s in snaps]
+        if end:
+            cells.append(f"{r['final']['high_quality']['mean']:.2f}")
         print(f"| `{name}` | " + " | ".join(cells) + " |")
 
 
