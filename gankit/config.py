@@ -98,6 +98,9 @@ class TrainConfig:
     batch_size: int = 256
     g_batch_size: int | None = None  # samples per G step (default batch_size; SNGAN: 64 for D, 128 for G)
     n_critic: int = 1  # D steps per G step
+    # G updates in each G step, all on the same latents (carpedm20's DCGAN, which PacGAN's Stacked MNIST code runs:
+    # "Run g_optim twice to make sure that d_loss does not go to zero"). train.steps counts G steps either way.
+    g_updates: int = 1
     # Conditional runs: the classes of D's generated batch: drawn from the prior, or those of the real batch
     # (as the reference CGAN/ACGAN code does); G's own step always draws from the prior.
     d_fake_classes: Literal["prior", "real"] = "prior"
@@ -176,6 +179,7 @@ _RANGES: list[tuple[str, str, Any]] = [
     ("train.steps", ">= 1", lambda v: v >= 1),
     ("train.batch_size", ">= 1", lambda v: v >= 1),
     ("train.n_critic", ">= 1", lambda v: v >= 1),
+    ("train.g_updates", ">= 1", lambda v: v >= 1),
     ("train.g_batch_size", ">= 1", lambda v: v is None or v >= 1),
     ("train.log_every", ">= 1", lambda v: v >= 1),
     ("train.checkpoint_every", ">= 1", lambda v: v >= 1),

@@ -1,4 +1,5 @@
-"""One training loop for every method: n_critic D steps, one G step, EMA, logging, snapshots, checkpoints.
+"""One training loop for every method: n_critic D steps, one G step (of g_updates G updates), EMA, logging,
+snapshots, checkpoints.
 
 The loop knows nothing about any particular method: the loss object says what D and G minimise, the
 regularizers add penalties or constrain D after its step (see regularizers.py), and the augmentations change
@@ -187,14 +188,15 @@ class Trainer:
                 terms[name] = penalty.detach()
         return total
 
-    def g_step(self) -> dict[str, Tensor]:
-        """G's phase: one G step. A loss that compares with real data (RpGAN, RaGAN) gets D's outputs on a real
-        batch of its own; D is frozen here, so that batch is scored without a graph."""
+    def g_step(self, latents: tuple[Tensor, Tensor | None] | None = None) -> dict[str, Tensor]:
+        """One G update on ``latents`` (z and its classes; drawn from the prior when None). A loss that compares
+        with real data (RpGAN, RaGAN) gets D's outputs on a real batch of its own; D is frozen here, so that batch
+        is scored without a graph."""
         exp = self.exp
         frozen = [exp.networks[n] for n in exp.trained_with("discriminator")]
         for net in frozen:  # G's backward needs no gradients for D's weights
             net.requires_grad_(False)
-        z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
+        z, fake_y = latents if latents is not None else exp.prior.sample(self.g_batch_size, exp.device)
         real_out = real = real_y = None
         if exp.objective.loss.needs_real_in_g:
             real, real_y = self._real_batch(self.g_batch_size)
@@ -209,10 +211,8 @@ class Trainer:
         self._step("generator", loss)
         for net in frozen:
             net.requires_grad_(True)
-        if exp.ema is not None:
+        if exp.ema is not None:  # after every G update: EMA averages G's weights as its optimiser leaves them
             exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
-        for sched in exp.schedulers.values():
-            sched.step()
         return terms
 
     def train_step(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
@@ -235,8 +235,15 @@ class Trainer:
         return d_terms
 
     def g_phase(self) -> dict[str, Tensor]:
-        """G's phase, which ends the G step."""
-        g_terms = self.g_step()
+        """G's phase, which ends the G step: train.g_updates G updates, all on the latents the first one draws
+        (returns the last one's logged values)."""
+        latents = None
+        for _ in range(self.cfg.train.g_updates):
+            if self.cfg.train.g_updates > 1 and latents is None:
+                latents = self.exp.prior.sample(self.g_batch_size, self.exp.device)
+            g_terms = self.g_step(latents)
+        for sched in self.exp.schedulers.values():  # the LR schedules count G steps, whatever g_updates is
+            sched.step()
         if self.tracker is not None:
             self.tracker.add(g_terms)
         self.step += 1

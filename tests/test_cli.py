@@ -77,6 +77,7 @@ def test_list_names_every_registry_and_config():
     (["train", "train.batch_size=x"], ["train.batch_size must be an integer"]),
     (["train", "optim.generator.lr=-0.1"], ["optim.generator.lr must be > 0"]),
     (["train", "train.n_critic=0"], ["train.n_critic must be >= 1"]),
+    (["train", "train.g_updates=x"], ["train.g_updates"]),
     (["train", "train.batch_size=0"], ["train.batch_size must be >= 1"]),
     (["train", "train.device=cuda:7"] if not torch.cuda.is_available() else ["train", "train.device=tpu"],
      ["train.device"]),

@@ -50,6 +50,7 @@ def test_resolved_config_round_trips(tmp_path):
     (["train.progress=3"], "train.progress must be true or false"),
     (["train.steps=0"], "train.steps must be >= 1"),
     (["train.n_critic=0"], "train.n_critic must be >= 1"),
+    (["train.g_updates=0"], "train.g_updates must be >= 1"),
     (["train.batch_size=0"], "train.batch_size must be >= 1"),
     (["train.ema.decay=1.5"], "train.ema.decay must be in [0, 1)"),
     (["optim.generator.lr=-1e-4"], "optim.generator.lr must be > 0"),

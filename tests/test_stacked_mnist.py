@@ -207,6 +207,7 @@ def test_dcgan_config_states_the_pacgan_settings():
     assert cfg.optim.generator["lr"] == cfg.optim.discriminator["lr"] == 2e-4
     assert cfg.optim.generator["betas"] == [0.5, 0.999] and cfg.regularizers == []
     assert cfg.train.batch_size == 64 and cfg.train.steps == 100_000 and cfg.train.n_critic == 1
+    assert cfg.train.g_updates == 2  # "Run g_optim twice" on the same z
     assert cfg.eval.n_samples == 26_000 and cfg.eval.metrics == ["stacked_modes"]
 
 

@@ -63,11 +63,11 @@ def test_divergence_names_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
     trainer = start(tmp_path, "train.steps=200", "train.checkpoint_every=10", "train.log_every=5")
     g_step = trainer.g_step
 
-    def poisoned_g_step():
+    def poisoned_g_step(*latents):
         if trainer.step == 16:  # the 17th G step produces NaN weights
             with torch.no_grad():
                 next(trainer.exp.generator.parameters()).fill_(float("nan"))
-        return g_step()
+        return g_step(*latents)
 
     trainer.g_step = poisoned_g_step
     with pytest.raises(TrainingDiverged, match=r"NaN or infinite at step 17; the last good checkpoint is .*last\.pt"):
@@ -275,3 +275,40 @@ def test_critic_real_batch_garbage_is_one_line(cli):
 
     assert_user_error(cli("train", "ring_gan", "train.steps=1", "train.critic_real_batch=sometimes"),
                       "train.critic_real_batch")
+
+
+def test_g_updates_are_that_many_g_updates_on_one_draw_of_latents(tmp_path):
+    """train.g_updates=2 (carpedm20's "run g_optim twice"): one G step is n_critic D steps, then two G updates on
+    the same z, exactly as two calls of g_step with one draw of the prior; the LR schedule counts G steps."""
+    twice = start(tmp_path, "train.g_updates=2", "train.n_critic=2", "optim.lr_decay=linear", "train.steps=4",
+                  name="twice")
+    for _ in range(3):
+        twice.train_step()
+    # started after the first has trained: both draw from torch's global RNG, seeded by Trainer.start
+    by_hand = start(tmp_path, "train.n_critic=2", "optim.lr_decay=linear", "train.steps=4", name="by_hand")
+    for _ in range(3):
+        by_hand.d_phase(0), by_hand.d_phase(1)
+        latents = by_hand.exp.prior.sample(by_hand.g_batch_size, by_hand.exp.device)
+        by_hand.g_step(latents), by_hand.g_step(latents)
+        for sched in by_hand.exp.schedulers.values():
+            sched.step()
+        by_hand.step += 1
+    a, b = parameters(twice), parameters(by_hand)
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
+    assert twice.step == 3
+    g_state = next(iter(twice.exp.opt_g.state.values()))
+    d_state = next(iter(twice.exp.opt_d.state.values()))
+    assert int(g_state["step"]) == 6 and int(d_state["step"]) == 6  # 3 G steps x 2 updates; 3 x n_critic 2
+    # the linear decay to 0 over 4 G steps is at 1/4 of the rate after 3 G steps (not after 6 updates)
+    assert twice.exp.opt_g.param_groups[0]["lr"] == pytest.approx(by_hand.exp.opt_g.param_groups[0]["lr"])
+    assert twice.exp.opt_g.param_groups[0]["lr"] == pytest.approx(0.25 * twice.cfg.optim.generator["lr"])
+
+
+def test_g_updates_differ_from_one_update(tmp_path):
+    """The second G update moves G: two updates per G step are not one."""
+    once = start(tmp_path, "train.steps=3", name="once")
+    twice = start(tmp_path, "train.steps=3", "train.g_updates=2", name="twice")
+    once.fit(), twice.fit()
+    a, b = parameters(once), parameters(twice)
+    assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("generator."))
