@@ -39,7 +39,10 @@ def page_html() -> bytes:
 
 
 class LabServer(ThreadingHTTPServer):
-    daemon_threads = True
+    # Request threads are joined by server_close(): a daemon thread still inside a torch op when the interpreter
+    # exits aborts the process ("terminate called without an active exception"), seen at a failing test's exit.
+    daemon_threads = False
+    block_on_close = True
 
     def __init__(self, address: tuple[str, int], lab: Lab) -> None:
         super().__init__(address, LabHandler)
