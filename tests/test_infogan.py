@@ -342,6 +342,29 @@ def test_the_paper_networks_have_the_papers_layers_maps_and_parameter_counts():
     assert out.heads["q_features"].shape == (3, 1024)
 
 
+def test_the_paper_networks_without_batch_norm_keep_every_other_layer():
+    """batch_norm: false (the reference README's experiment): no batch norm in G, D or Q, the same linear and
+    convolution layers (Q's hidden FC keeps its bias), and D's output and Q's heads unchanged in shape."""
+    off = ["model.generator.batch_norm=false", "model.discriminator.batch_norm=false"]
+    with_bn = Experiment(config.load("mnist_infogan_paper", ["train.device=cpu", MNIST_SHAPED]))
+    without = Experiment(config.load("mnist_infogan_paper", ["train.device=cpu", MNIST_SHAPED, *off]))
+    norms = (torch.nn.BatchNorm1d, torch.nn.BatchNorm2d)
+    for net in ("generator", "discriminator"):
+        a, b = with_bn.networks[net], without.networks[net]
+        assert not any(isinstance(m, norms) for m in b.modules())
+        assert sum(isinstance(m, norms) for m in a.modules()) == 3  # G: 3; D: 2 in its trunk + 1 in Q
+        layers = lambda n: [tuple(p.shape) for name, m in n.named_modules()  # noqa: E731
+                            if isinstance(m, (torch.nn.Linear, torch.nn.Conv2d, torch.nn.ConvTranspose2d))
+                            for p in [m.weight]]
+        assert layers(a) == layers(b)
+    d = without.discriminator
+    assert d.q_head.net[0].bias is not None
+    d.eval(), without.generator.eval()
+    with torch.no_grad():
+        out = d(without.generator(without.prior.sample(3, torch.device("cpu")).z))
+    assert out.logit.shape == (3,) and out.heads["q"].shape == (3, 12)
+
+
 def test_the_paper_networks_refuse_other_data_and_bad_sizes(tmp_path):
     base = ["--out", str(tmp_path / "r"), "train.steps=1", MNIST_SHAPED]
     assert_user_error(run_cli("train", "mnist_infogan_paper", *base, "data={name: noise_images, n: 8, channels: 3, "

@@ -110,13 +110,13 @@ class QHead(nn.Module):
     (the paper's FC 128 on MNIST)."""
 
     def __init__(self, features: int, codes: CodeSpec, hidden: int = 0, leaky_slope: float = 0.2,
-                 hidden_bias: bool = False) -> None:
+                 hidden_bias: bool = False, batch_norm: bool = True) -> None:
         super().__init__()
         self.codes = codes
         layers: list[nn.Module] = []
         if hidden:  # hidden_bias: the InfoGAN code's FC layers keep a bias before the batch norm
-            layers += [nn.Linear(features, hidden, bias=hidden_bias), nn.BatchNorm1d(hidden),
-                       nn.LeakyReLU(leaky_slope)]
+            layers += [nn.Linear(features, hidden, bias=hidden_bias or not batch_norm),
+                       nn.BatchNorm1d(hidden) if batch_norm else nn.Identity(), nn.LeakyReLU(leaky_slope)]
         layers.append(FP32Linear(hidden or features, codes.dim))
         self.net = nn.Sequential(*layers)
 
