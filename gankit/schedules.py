@@ -50,7 +50,10 @@ class Schedule:
         return self.start + (self.end - self.start) * frac
 
 
-KEY = re.compile(r"^(optim\.[A-Za-z_]\w*\.(lr|betas\.[01])|(regularizers|terms)\.\d+\.weight|augment\.\d+\.p)$")
+# regularizers / terms / augment entries by index (regularizers.0.weight) or by name (regularizers.r1.weight: the
+# one entry of that name, so a schedule never lands on another entry when the list is overridden).
+KEY = re.compile(r"^(optim\.[A-Za-z_]\w*\.(lr|betas\.[01])|(regularizers|terms)\.(\d+|[A-Za-z_]\w*)\.weight"
+                 r"|augment\.(\d+|[A-Za-z_]\w*)\.p)$")
 
 
 def _register(shape: str, help: str) -> None:
@@ -59,7 +62,7 @@ def _register(shape: str, help: str) -> None:
         return Schedule(key, shape, start, start if end is None else end, steps)
 
     factory.__doc__ = ("key: what the schedule sets (optim.generator.lr, optim.discriminator.betas.1, "
-                       "regularizers.0.weight, augment.0.p, ...). start, end: the values at G step 0 and from "
+                       "regularizers.0.weight or regularizers.r1.weight, augment.0.p, ...). start, end: the values at G step 0 and from "
                        "`steps` on (null: train.steps).")
     SCHEDULES.register(shape, help)(factory)
 
@@ -72,7 +75,7 @@ _register("cosine", "start + (end - start) * (1 - cos(pi t / steps)) / 2, then e
 def check_key(key: str, where: str) -> None:
     if not KEY.match(key):
         raise ConfigError(f"{where}.key '{key}' is not schedulable; use optim.<network>.lr, optim.<network>.betas.0 "
-                          "or .1, regularizers.<i>.weight, terms.<i>.weight or augment.<i>.p")
+                          "or .1, regularizers.<i or name>.weight, terms.<i or name>.weight or augment.<i or name>.p")
 
 
 def setter(exp: Any, key: str, where: str) -> Setter:
@@ -107,9 +110,17 @@ def setter(exp: Any, key: str, where: str) -> Setter:
 
         return set_beta
     items = {"regularizers": exp.regularizers, "terms": exp.terms, "augment": exp.augmentations}[parts[0]]
-    index = int(parts[1])
-    if index >= len(items):
-        raise ConfigError(f"{where}.key '{key}': {parts[0]} has {len(items)} entries")
+    if parts[1].isdigit():
+        index = int(parts[1])
+        if index >= len(items):
+            raise ConfigError(f"{where}.key '{key}': {parts[0]} has {len(items)} entries")
+    else:
+        names = [spec["name"] for spec in getattr(exp.cfg, parts[0])]
+        if names.count(parts[1]) != 1:
+            has = ", ".join(names) or "none"
+            raise ConfigError(f"{where}.key '{key}': {parts[0]} must have exactly one entry named '{parts[1]}' "
+                              f"(it has: {has}); change the key or drop the schedule (schedules=[])")
+        index = names.index(parts[1])
     item = items[index]
     if parts[2] == "p":
         probability = item.probability  # Augmentation declares it (None: applied to every sample)

@@ -178,11 +178,25 @@ def test_schedules_set_lr_betas_penalty_weight_and_augmentation_p_before_each_st
         assert exp.augmentations[0].probability.value == pytest.approx(0.8 * step / 4)
 
 
+def test_a_schedule_by_name_sets_that_entry_wherever_it_stands(tmp_path):
+    """regularizers.r2.weight is the entry named r2, here the second: the same as regularizers.1.weight."""
+    cfg = config.load(None, IMAGES + [
+        "regularizers=[{name: r1, weight: 1}, {name: r2, weight: 1}]", "train.steps=4",
+        "schedules=[{name: linear, key: regularizers.r2.weight, start: 4.0, end: 0.0, steps: 4}]"])
+    trainer = Trainer.start(cfg, tmp_path / "run")
+    for step in range(3):
+        trainer.train_step()
+        assert trainer.exp.regularizers[1].weight == pytest.approx(4.0 * (1 - step / 4))
+        assert trainer.exp.regularizers[0].weight == 1.0
+
+
 @pytest.mark.parametrize("spec,needle", [
     ("{name: cosine, key: optim.generator.momentum, start: 1}", "schedules.0.key 'optim.generator.momentum' is not"),
     ("{name: cosine, key: optim.critic.lr, start: 1}", "no network 'critic'"),
     ("{name: cosine, key: regularizers.3.weight, start: 1}", "regularizers has 1 entries"),
     ("{name: cosine, key: augment.0.p, start: 1}", "augment has 0 entries"),
+    ("{name: cosine, key: regularizers.gp.weight, start: 1}", "exactly one entry named 'gp' (it has: r1)"),
+    ("{name: cosine, key: augment.noise.p, start: 1}", "exactly one entry named 'noise' (it has: none)"),
     ("{name: cosine, start: 1}", "missing key schedules.0.key"),
     ("{name: wavy, key: optim.generator.lr, start: 1}", "unknown schedule 'wavy'"),
     ("{name: linear, key: optim.generator.lr, start: 1, steps: 0}", "schedules.0.steps"),

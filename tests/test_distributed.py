@@ -141,7 +141,7 @@ def test_sharded_image_evaluation_equals_one_process(tmp_path):
     out = tmp_path / "images"
     result = gankit("train", "--nproc", "2", "--out", out, "data={name: noise_images, n: 64, channels: 3, resolution: 32}",
                     "model.generator={name: dcgan, width: 8}", "model.discriminator={name: dcgan, width: 8}",
-                    "regularizers=[]", "train.steps=2", "train.batch_size=16", "eval.n_samples=600",
+                    "regularizers=[]", "schedules=[]", "train.steps=2", "train.batch_size=16", "eval.n_samples=600",
                     "eval.metrics=[fid,is]", "eval.extractor=random-test", "eval.grid_size=4",
                     "train.progress=false", "train.tensorboard=false")
     assert result.returncode == 0, result.stderr

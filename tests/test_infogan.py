@@ -28,7 +28,8 @@ TOY_INFOGAN = ["model.codes={categorical: [4], continuous: 1}", "model.discrimin
 IMAGE_INFOGAN = ["data={name: noise_images, n: 64, channels: 1, resolution: 28}", "model.z_dim=8",
                  "model.codes={categorical: [3], continuous: 2}", "model.generator={name: dcgan, width: 4}",
                  "model.discriminator={name: dcgan, width: 4, q_head: true}", "terms=[{name: infogan}]",
-                 "regularizers=[]", "train.batch_size=8", "train.progress=false", "train.tensorboard=false",
+                 "regularizers=[]", "schedules=[]", "train.batch_size=8", "train.progress=false",
+                 "train.tensorboard=false",
                  "eval.grid_size=4", "eval.n_samples=8"]
 
 
