@@ -216,6 +216,9 @@ class Experiment:
             where = f"schedules.{i}"
             schedule = SCHEDULES.build(spec, where)
             set_value = setter(self, schedule.key, where)  # a one-line error when the key names nothing
+            if set_value is None:
+                warnings.warn(f"{where} ({schedule.key}) is not applied: this run has no such entry")
+                continue
             built.append(schedule)
             setters.append(set_value)
         return Schedules(built, setters, cfg.train.steps)

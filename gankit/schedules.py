@@ -78,8 +78,10 @@ def check_key(key: str, where: str) -> None:
                           "or .1, regularizers.<i or name>.weight, terms.<i or name>.weight or augment.<i or name>.p")
 
 
-def setter(exp: Any, key: str, where: str) -> Setter:
-    """The function that sets ``key`` on the built experiment ``exp`` (a one-line error when it names nothing)."""
+def setter(exp: Any, key: str, where: str) -> Setter | None:
+    """The function that sets ``key`` on the built experiment ``exp`` (a one-line error when it names nothing).
+    None for an entry named by its name that the run does not have: a schedule of R1's weight has nothing to
+    set in a run without R1, which is what overriding regularizers asks for (the caller says so on stderr)."""
     check_key(key, where)
     parts = key.split(".")
     if parts[0] == "optim":
@@ -116,10 +118,11 @@ def setter(exp: Any, key: str, where: str) -> Setter:
             raise ConfigError(f"{where}.key '{key}': {parts[0]} has {len(items)} entries")
     else:
         names = [spec["name"] for spec in getattr(exp.cfg, parts[0])]
-        if names.count(parts[1]) != 1:
-            has = ", ".join(names) or "none"
-            raise ConfigError(f"{where}.key '{key}': {parts[0]} must have exactly one entry named '{parts[1]}' "
-                              f"(it has: {has}); change the key or drop the schedule (schedules=[])")
+        if not names.count(parts[1]):  # the entry it follows is not in this run (regularizers=[] over main)
+            return None
+        if names.count(parts[1]) > 1:
+            raise ConfigError(f"{where}.key '{key}': {parts[0]} has {names.count(parts[1])} entries named "
+                              f"'{parts[1]}'; name one by its index ({parts[0]}.<i>.{parts[2]})")
         index = names.index(parts[1])
     item = items[index]
     if parts[2] == "p":
