@@ -62,8 +62,8 @@ def _register(shape: str, help: str) -> None:
         return Schedule(key, shape, start, start if end is None else end, steps)
 
     factory.__doc__ = ("key: what the schedule sets (optim.generator.lr, optim.discriminator.betas.1, "
-                       "regularizers.0.weight or regularizers.r1.weight, augment.0.p, ...). start, end: the values at G step 0 and from "
-                       "`steps` on (null: train.steps).")
+                       "regularizers.0.weight or regularizers.r1.weight, augment.0.p, ...). start, end: the values "
+                       "at G step 0 and from `steps` on (null: train.steps).")
     SCHEDULES.register(shape, help)(factory)
 
 
@@ -118,11 +118,12 @@ def setter(exp: Any, key: str, where: str) -> Setter | None:
             raise ConfigError(f"{where}.key '{key}': {parts[0]} has {len(items)} entries")
     else:
         names = [spec["name"] for spec in getattr(exp.cfg, parts[0])]
-        if not names.count(parts[1]):  # the entry it follows is not in this run (regularizers=[] over main)
+        count = names.count(parts[1])
+        if count == 0:  # the entry it follows is not in this run (regularizers=[] over main)
             return None
-        if names.count(parts[1]) > 1:
-            raise ConfigError(f"{where}.key '{key}': {parts[0]} has {names.count(parts[1])} entries named "
-                              f"'{parts[1]}'; name one by its index ({parts[0]}.<i>.{parts[2]})")
+        if count > 1:
+            raise ConfigError(f"{where}.key '{key}': {parts[0]} has {count} entries named '{parts[1]}'; name one "
+                              f"by its index ({parts[0]}.<i>.{parts[2]})")
         index = names.index(parts[1])
     item = items[index]
     if parts[2] == "p":

@@ -237,10 +237,10 @@ class Trainer:
     def g_phase(self) -> dict[str, Tensor]:
         """G's phase, which ends the G step: train.g_updates G updates, all on the latents the first one draws
         (returns the last one's logged values)."""
-        latents = None
-        for _ in range(self.cfg.train.g_updates):
-            if self.cfg.train.g_updates > 1 and latents is None:
-                latents = self.exp.prior.sample(self.g_batch_size, self.exp.device)
+        updates = self.cfg.train.g_updates
+        # One draw shared by every update; a single update draws its own in g_step, as callers of g_step expect.
+        latents = self.exp.prior.sample(self.g_batch_size, self.exp.device) if updates > 1 else None
+        for _ in range(updates):
             g_terms = self.g_step(latents)
         for sched in self.exp.schedulers.values():  # the LR schedules count G steps, whatever g_updates is
             sched.step()
