@@ -7,6 +7,9 @@ networks of its own, each trained with D or with G by its own optimiser. A term 
 every batch (``Term.d_inputs``, keyword arguments of D's forward): VEEGAN pairs each sample with a code, so its
 joint discriminator D(z, x) is called ``D(x, y, code=...)``. The trainer passes them on without knowing what they
 are. Regularizers of D (penalties, clipping, noise) stay in regularizers.py.
+
+A term that says ``phase: own`` is not added to D's and G's losses: it is minimised in a step of its own after each
+G step (the reference InfoGAN's "Q step"), on fresh latents, by G (``weight``) and D (``d_weight``) together.
 """
 from __future__ import annotations
 
@@ -22,6 +25,7 @@ from gankit.losses import AdversarialLoss
 from gankit.models.conditional import DOutput
 
 Player = Literal["discriminator", "generator"]
+TermPhase = Literal["shared", "own"]
 
 
 class NetworkNeed(NamedTuple):
@@ -51,9 +55,9 @@ class PairCodes(NamedTuple):
 
 @dataclass
 class StepContext:
-    """What a term may look at in one D or G step; outputs are in the graph, in fp32. ``phase`` is "D" or "G";
-    ``d_index`` counts D steps over the run from 0 (None in G's phase), so a term that acts on some D steps only
-    (InfoGAN's d_every) needs no counter of its own. In G's phase ``real``/``real_out`` are set only for a loss
+    """What a term may look at in one D or G step; outputs are in the graph, in fp32. ``phase`` is "D", "G" or
+    "own" (a term's own step); ``d_index`` counts D steps over the run from 0 (None outside D's phase), so a term
+    that acts on some D steps only (InfoGAN's d_every) needs no counter of its own. In G's phase ``real``/``real_out`` are set only for a loss
     that compares with real data (``needs_real_in_g``), and ``real_out`` is then constant (D is frozen)."""
 
     fake: Tensor
@@ -67,7 +71,7 @@ class StepContext:
     # The run's forward-pass region (bf16 autocast or not), for terms that run networks of their own.
     autocast: Callable[[], ContextManager] = contextlib.nullcontext
     d_inputs: DInputs | None = None  # D's extra inputs with real_out/fake_out (None: D saw the samples alone)
-    phase: Literal["D", "G"] = "D"
+    phase: Literal["D", "G", "own"] = "D"
     d_index: int | None = None
     n_critic: int = 1  # D steps per G step: the last D step of a G step has (d_index + 1) % n_critic == 0
 
@@ -75,16 +79,24 @@ class StepContext:
 class Term(nn.Module):
     """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None): G minimises
     ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
-    resume lives in buffers."""
+    resume lives in buffers.
 
+    ``phase``: "shared" (the term rides on D's and G's steps) or "own" (a step of its own after each G step, where
+    ``own_term`` is the value; only terms with ``can_own_phase`` take it)."""
+
+    #: True for a term whose value can be minimised in a step of its own (``own_term``).
+    can_own_phase: ClassVar[bool] = False
     #: True for a term that gives D extra inputs with every batch (``d_inputs``), in D's and G's steps.
     #: One such term per run at most.
     adds_d_inputs: ClassVar[bool] = False
 
-    def __init__(self, weight: float, d_weight: float | None = None) -> None:
+    def __init__(self, weight: float, d_weight: float | None = None, phase: TermPhase = "shared") -> None:
         super().__init__()
         self.weight = weight  # G's weight, and D's unless d_weight is given
         self.d_weight = weight if d_weight is None else d_weight
+        if phase == "own" and not self.can_own_phase:
+            raise ConfigError(f"phase own: {type(self).__name__} has no step of its own; use phase: shared")
+        self.phase = phase
 
     def needs(self) -> dict[str, NetworkNeed]:
         """Extra networks by name (empty for terms that read D's heads)."""
@@ -105,6 +117,10 @@ class Term(nn.Module):
     def g_term(self, ctx: StepContext) -> Tensor | None:
         return None
 
+    def own_term(self, ctx: StepContext) -> Tensor:
+        """The value minimised in the term's own step (``phase: own``): G and D are both in the graph."""
+        raise NotImplementedError
+
 
 TermFn = Callable[[StepContext], "Tensor | None"]
 
@@ -118,6 +134,8 @@ class Objective:
         if len(givers) > 1:
             raise ConfigError(f"terms {givers[0]} and {givers[1]} both give D extra inputs; D takes them from one")
         self.input_term = next((t for t in terms if t.adds_d_inputs), None)
+        #: (name, term) of the terms with a step of their own, in config order
+        self.own_phase = [(name, t) for name, t in zip(names, terms) if t.phase == "own"]
 
     def d_inputs(self, z: Tensor, real: Tensor | None, networks: dict[str, nn.Module],
                  autocast: Callable[[], ContextManager]) -> DInputs | None:
@@ -128,11 +146,13 @@ class Objective:
     def d_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         assert ctx.real_out is not None
         loss = self.loss.d_loss(ctx.real_out.logit, ctx.fake_out.logit)
-        return self._add_terms("d", loss, [(t.d_weight, t.d_term) for t in self.terms], ctx)
+        return self._add_terms("d", loss, [(t.d_weight if t.phase == "shared" else 0.0, t.d_term) for t in self.terms],
+                               ctx)
 
     def g_loss(self, ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
         loss = self.loss.g_loss(ctx.fake_out.logit, ctx.real_out.logit if ctx.real_out is not None else None)
-        return self._add_terms("g", loss, [(t.weight, t.g_term) for t in self.terms], ctx)
+        return self._add_terms("g", loss, [(t.weight if t.phase == "shared" else 0.0, t.g_term) for t in self.terms],
+                               ctx)
 
     def _add_terms(self, player: str, loss: Tensor, weighted: list[tuple[float, TermFn]],
                    ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:

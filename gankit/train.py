@@ -1,5 +1,5 @@
-"""One training loop for every method: n_critic D steps, one G step (of g_updates G updates), EMA, logging,
-snapshots, checkpoints.
+"""One training loop for every method: n_critic D steps, one G step (g_updates G updates, then the own step of
+each ``phase: own`` term), EMA, logging, snapshots, checkpoints.
 
 The loop knows nothing about any particular method: the loss object says what D and G minimise, the
 regularizers add penalties or constrain D after its step (see regularizers.py), and the augmentations change
@@ -25,7 +25,7 @@ from gankit.evaluation import best_scalar, check_metric_names, evaluate, generat
 from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
-from gankit.objective import DInputs, StepContext
+from gankit.objective import DInputs, Player, StepContext, Term
 from gankit.regularizers import DStepContext, Regularizer
 from gankit.run import RunDir, dump_config, save_checkpoint
 from gankit.tracking import LossTracker
@@ -118,17 +118,30 @@ class Trainer:
             return as_output(self.exp.d_forward(join(real, fake), y, **extra)).split(len(real), layout)
         return self.run_d(real, real_y, real_extra), self.run_d(fake, fake_y, fake_extra)
 
-    def _step(self, player: str, loss: Tensor) -> None:
+    def _step(self, player: Player, loss: Tensor) -> None:
         """Backward through ``loss`` and step every optimiser of ``player``'s networks."""
-        names = self.exp.trained_with(player)
+        self._step_players({player: 1.0}, loss)
+
+    def _step_players(self, weights: dict[Player, float], loss: Tensor) -> None:
+        """One backward through ``loss``, then each player's networks step on ``weight`` times their gradient (a
+        term's own step trains G and D on one graph with a weight each). A player of weight 0 must be frozen by the
+        caller: it is not stepped."""
+        exp = self.exp
+        names = [name for player, w in weights.items() if w > 0 for name in exp.trained_with(player)]
         for name in names:
-            self.exp.optimizers[name].zero_grad(set_to_none=True)
+            exp.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
+        for player, w in weights.items():
+            if w not in (0.0, 1.0):
+                for name in exp.trained_with(player):
+                    for p in exp.networks[name].parameters():
+                        if p.grad is not None:
+                            p.grad.mul_(w)
         # Data-parallel runs: the global batch's gradient, penalties included (autograd.grad's double backward
-        # has reached the weights by now); only this player's networks, so D is never reduced in G's step.
-        distributed.reduce_gradients(p for name in names for p in self.exp.networks[name].parameters())
+        # has reached the weights by now); only the stepping players' networks, so D is never reduced in G's step.
+        distributed.reduce_gradients(p for name in names for p in exp.networks[name].parameters())
         for name in names:
-            self.exp.optimizers[name].step()
+            exp.optimizers[name].step()
 
     def _real_batch(self, n: int) -> tuple[Tensor, Tensor | None]:
         exp = self.exp
@@ -215,6 +228,28 @@ class Trainer:
             exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
         return terms
 
+    def own_step(self, name: str, term: Term) -> dict[str, Tensor]:
+        """A term's own step (``phase: own``; InfoGAN's Q step as the reference runs it): fresh latents, G and D
+        in one graph through the one D call, G steps on ``weight * value`` and D's networks on ``d_weight * value``.
+        Logged as the term's name."""
+        exp = self.exp
+        weights: dict[Player, float] = {"generator": term.weight, "discriminator": term.d_weight}
+        frozen = [exp.networks[n] for player, w in weights.items() if w == 0 for n in exp.trained_with(player)]
+        for net in frozen:
+            net.requires_grad_(False)
+        z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
+        with exp.autocast():
+            fake = exp.g_forward(z, fake_y).float()
+            fake_out = self.run_d(fake, fake_y)
+        value = term.own_term(StepContext(fake, fake_y, fake_out.float(), z, exp.networks, autocast=exp.autocast,
+                                          phase="own"))
+        self._step_players(weights, value)
+        for net in frozen:
+            net.requires_grad_(True)
+        if term.weight > 0 and exp.ema is not None:  # G moved: EMA follows every G update
+            exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
+        return {name: value.detach()}
+
     def train_step(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One G step of training, the phase schedule every caller shares (`gankit train`, `gankit study`, the
         benchmarks, `gankit lab`): n_critic D phases, then G's phase. Returns the last D step's and the G step's
@@ -235,13 +270,15 @@ class Trainer:
         return d_terms
 
     def g_phase(self) -> dict[str, Tensor]:
-        """G's phase, which ends the G step: train.g_updates G updates, all on the latents the first one draws
-        (returns the last one's logged values)."""
+        """G's phase, which ends the G step: train.g_updates G updates, all on the latents the first one draws,
+        then the own step of each ``phase: own`` term (returns the last G update's logged values and theirs)."""
         updates = self.cfg.train.g_updates
         # One draw shared by every update; a single update draws its own in g_step, as callers of g_step expect.
         latents = self.exp.prior.sample(self.g_batch_size, self.exp.device) if updates > 1 else None
         for _ in range(updates):
             g_terms = self.g_step(latents)
+        for name, term in self.exp.objective.own_phase:  # terms with a step of their own (InfoGAN's Q step)
+            g_terms = {**g_terms, **self.own_step(name, term)}
         for sched in self.exp.schedulers.values():  # the LR schedules count G steps, whatever g_updates is
             sched.step()
         if self.tracker is not None:

@@ -200,6 +200,11 @@ def test_bad_infogan_configs_are_one_line_errors(tmp_path):
     assert_user_error(train(*TOY_INFOGAN, "terms=[{name: infogan, continuous_loss: l1}]"),
                       "terms.0.continuous_loss")
     assert_user_error(train(*TOY_INFOGAN, "terms=[{name: infogan, d_every: 0}]"), "terms.0.d_every", ">= 1")
+    assert_user_error(train(*TOY_INFOGAN, "terms=[{name: infogan, phase: D}]"), "terms.0.phase")
+    assert_user_error(train(*TOY_INFOGAN, "terms=[{name: infogan, phase: own, d_every: null}]"), "terms.0.d_every",
+                      "phase: own")
+    assert_user_error(train(*TOY_INFOGAN, "terms=[{name: infogan, phase: own, train_trunk: false}]"),
+                      "terms.0.train_trunk", "phase: shared")
     assert not (tmp_path / "x").exists()
 
 
@@ -256,8 +261,10 @@ def test_the_infogan_metric_needs_an_infogan_run(tmp_path):
 
 # --- resume -----------------------------------------------------------------------------------------------------
 
-def test_interrupted_and_resumed_infogan_run_equals_uninterrupted_run(tmp_path):
-    overrides = FAST + TOY_INFOGAN + ["train.steps=20", "train.checkpoint_every=7",
+@pytest.mark.parametrize("phase", ["shared", "own"])
+def test_interrupted_and_resumed_infogan_run_equals_uninterrupted_run(tmp_path, phase):
+    term = "terms=[{name: infogan, d_every: 2}]" if phase == "shared" else "terms=[{name: infogan, phase: own}]"
+    overrides = FAST + TOY_INFOGAN + [term, "train.steps=20", "train.checkpoint_every=7",
                                       "model.discriminator.q_hidden=4"]
     # killed right after its first checkpoint, then resumed
     full, resumed, resumed_at = full_and_resumed(lambda name: Trainer.start(config.load(None, overrides), tmp_path / name))
@@ -267,7 +274,59 @@ def test_interrupted_and_resumed_infogan_run_equals_uninterrupted_run(tmp_path):
         for key, value in net.state_dict().items():
             torch.testing.assert_close(value, other[key], rtol=0, atol=0, msg=f"{name}.{key}")
     logged = [json.loads(line) for line in (tmp_path / "full" / "metrics.jsonl").read_text().splitlines()]
-    assert any("d_infogan" in r and "g_infogan" in r for r in logged)
+    if phase == "shared":
+        assert any("d_infogan" in r and "g_infogan" in r for r in logged)
+    else:  # the term's own step, logged under its name
+        assert any("infogan" in r for r in logged) and not any("d_infogan" in r or "g_infogan" in r for r in logged)
+
+
+# --- the term's own step (phase: own, the reference's Q step) -----------------------------------------------------
+
+OWN_PHASE = FAST + TOY_INFOGAN + ["terms=[{name: infogan, phase: own, weight: 0.5, d_weight: 2.0}]"]
+
+
+def _adam_steps(trainer: Trainer, net: torch.nn.Module) -> list[int]:
+    """Adam's step count of each parameter of ``net`` (0 for one never stepped)."""
+    opt = next(o for name, o in trainer.exp.optimizers.items() if trainer.exp.networks[name] is net)
+    return [int(opt.state[p]["step"]) if p in opt.state else 0 for p in net.parameters()]
+
+
+def test_an_own_phase_term_leaves_d_and_g_losses_and_takes_one_step_of_both_per_g_step(tmp_path):
+    trainer = Trainer.start(config.load(None, OWN_PHASE), tmp_path / "run")
+    for _ in range(3):
+        d_terms, g_terms = trainer.train_step()
+    assert "d_infogan" not in d_terms and "g_infogan" not in g_terms and "infogan" in g_terms
+    d, g = trainer.exp.discriminator, trainer.exp.generator
+    # n_critic 2: D's trunk steps in its 2 D steps and in the term's step; Q's head, which only the term trains,
+    # once per G step; D's logit layer never in the term's step; G in its own step and in the term's
+    steps = dict(zip([n for n, _ in d.named_parameters()], _adam_steps(trainer, d)))
+    assert {n: k for n, k in steps.items() if n.startswith("q_head")} and all(
+        k == 3 for n, k in steps.items() if n.startswith("q_head"))
+    assert all(k == 9 for n, k in steps.items() if n.startswith("hidden"))
+    assert all(k == 6 for n, k in steps.items() if not n.startswith(("hidden", "q_head")))
+    assert set(_adam_steps(trainer, g)) == {6}
+
+
+def test_an_own_phase_step_moves_each_player_by_its_weight_times_the_terms_gradient(tmp_path, monkeypatch):
+    trainer = Trainer.start(config.load(None, OWN_PHASE), tmp_path / "run")
+    exp = trainer.exp
+    for opt in exp.optimizers.values():  # keep the weights where they are, to compare the gradients they got
+        monkeypatch.setattr(opt, "step", lambda *a, **k: None)
+    name, term = exp.objective.own_phase[0]
+    rng = torch.get_rng_state()
+    trainer.own_step(name, term)
+    torch.set_rng_state(rng)
+    z, _ = exp.prior.sample(trainer.g_batch_size, exp.device)
+    value = term.value(exp.discriminator(exp.generator(z)).heads["q"], z)
+    g_params, d_params = list(exp.generator.parameters()), list(exp.discriminator.parameters())
+    grads = torch.autograd.grad(value, g_params + d_params, allow_unused=True)
+    for p, grad in zip(g_params, grads[:len(g_params)]):
+        torch.testing.assert_close(p.grad, 0.5 * grad)
+    for p, grad in zip(d_params, grads[len(g_params):]):
+        if grad is None:  # D's logit layer is not in the term's graph
+            assert p.grad is None
+        else:
+            torch.testing.assert_close(p.grad, 2.0 * grad)
 
 
 # --- learning on MNIST ------------------------------------------------------------------------------------------

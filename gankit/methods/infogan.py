@@ -22,8 +22,11 @@ maximises the variational lower bound on I(c; G(z, c)).
   true`` (the paper and the reference), D's trunk; with ``train_trunk: false`` Q reads D's features detached, so
   the term in D's step reaches the Q head only;
 * ``d_every: k`` computes D's part on one D step in k (the k-th, 2k-th, ... D step of the run, by the trainer's
-  D-step index in the context); ``d_every: null`` means once per G step (k = train.n_critic): Q learns once per G step, as in the reference, whose separate "Q step" follows
-  each G step (see docs/infogan.md for what else differs from a separate step).
+  D-step index in the context); ``d_every: null`` means once per G step (k = train.n_critic): Q learns once per G
+  step, on the last D step before it;
+* ``phase: own`` takes the term out of D's and G's steps and minimises it in a step of its own after each G step,
+  as the reference's ``run_step_Q``: fresh latents, one backward through G and D, G steps on ``weight * value`` and
+  D (trunk and Q) on ``d_weight * value``.
 """
 from __future__ import annotations
 
@@ -33,8 +36,8 @@ from typing import Annotated, Literal
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from gankit.errors import ConfigError
-from gankit.objective import StepContext, Term
+from gankit.errors import ConfigError, ParamError
+from gankit.objective import StepContext, Term, TermPhase
 from gankit.prior import CodeSpec
 from gankit.registry import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, TERMS
 
@@ -64,9 +67,12 @@ def continuous_loss(mu: Tensor, c: Tensor, kind: str, sigma: float) -> Tensor:
 
 
 class MutualInformation(Term):
+    can_own_phase = True
+
     def __init__(self, weight: float, d_weight: float | None, categorical_weight: float, continuous_weight: float,
-                 continuous: str, sigma: float, train_trunk: bool, d_every: int | None) -> None:
-        super().__init__(weight, d_weight)
+                 continuous: str, sigma: float, train_trunk: bool, d_every: int | None,
+                 phase: TermPhase = "shared") -> None:
+        super().__init__(weight, d_weight, phase)
         self.categorical_weight, self.continuous_weight = categorical_weight, continuous_weight
         self.continuous, self.sigma, self.train_trunk, self.d_every = continuous, sigma, train_trunk, d_every
         self.codes = CodeSpec()
@@ -105,6 +111,9 @@ class MutualInformation(Term):
     def g_term(self, ctx: StepContext) -> Tensor:
         return self.value(ctx.fake_out.heads["q"], ctx.z)
 
+    def own_term(self, ctx: StepContext) -> Tensor:
+        return self.value(ctx.fake_out.heads["q"], ctx.z)
+
     def get_extra_state(self) -> dict[str, int]:
         return {}  # kept so that checkpoints written before the step index moved into the context still load
 
@@ -114,7 +123,7 @@ class MutualInformation(Term):
     def extra_repr(self) -> str:
         return (f"weight={self.weight}, d_weight={self.d_weight}, categorical_weight={self.categorical_weight}, "
                 f"continuous_weight={self.continuous_weight}, continuous_loss={self.continuous}, sigma={self.sigma}, "
-                f"train_trunk={self.train_trunk}, d_every={self.d_every}")
+                f"train_trunk={self.train_trunk}, d_every={self.d_every}, phase={self.phase}")
 
 
 @TERMS.register("infogan", "InfoGAN mutual information: Q's cross-entropy on the categorical codes plus a fixed-sigma "
@@ -123,13 +132,21 @@ def infogan(*, weight: Annotated[float, NON_NEGATIVE] = 1.0, d_weight: Annotated
             categorical_weight: Annotated[float, NON_NEGATIVE] = 1.0,
             continuous_weight: Annotated[float, NON_NEGATIVE] = 1.0,
             continuous_loss: Literal["nll", "mse"] = "nll", sigma: Annotated[float, POSITIVE] = 1.0,
-            train_trunk: bool = True, d_every: Annotated[int, AT_LEAST_ONE] | None = 1) -> Term:
+            train_trunk: bool = True, d_every: Annotated[int, AT_LEAST_ONE] | None = 1,
+            phase: Literal["shared", "own"] = "shared") -> Term:
     """weight: of the term in G's loss, and in D's unless d_weight is given (lambda of the paper).
     categorical_weight, continuous_weight: lambda of the categorical and of the continuous codes, inside the term.
     continuous_loss: nll = Gaussian negative log-likelihood with fixed std sigma, summed over the codes; mse = mean
         squared error over batch and codes (the reference's nn.MSELoss).
     train_trunk: the term in D's step trains D's trunk too (true: paper and reference); false: the Q head only.
     d_every: D's part on one D step in d_every; null: once per G step (on its last D step, whatever
-        train.n_critic is), as the reference's Q step."""
+        train.n_critic is).
+    phase: shared = the term rides on D's and G's steps; own = a step of its own after each G step (the reference's
+        Q step), where d_every and train_trunk have no meaning (leave them at their defaults)."""
+    if phase == "own" and d_every != 1:
+        raise ParamError("d_every", "applies to D's steps; with phase: own the term has a step of its own: remove it")
+    if phase == "own" and not train_trunk:
+        raise ParamError("train_trunk", "false cannot apply in the term's own step, where G learns through D's trunk; "
+                                        "remove it or use phase: shared")
     return MutualInformation(weight, d_weight, categorical_weight, continuous_weight, continuous_loss, sigma,
-                             train_trunk, d_every)
+                             train_trunk, d_every, phase)
