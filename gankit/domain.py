@@ -104,22 +104,20 @@ class Points(Domain):
 
 
 class Images(Domain):
-    """Images: snapshots are PNG grids (one row per class in a conditional run) also sent to TensorBoard; the run
-    ends with a GIF of the grids; the metrics are eval.metrics; samples are written as uint8."""
+    """Images: snapshots are PNG grids (one row per class in a conditional run, per value of the first categorical
+    code in an InfoGAN run) also sent to TensorBoard; the run ends with a GIF of the grids; the metrics are
+    eval.metrics; samples are written as uint8."""
 
     kind = "image"
     sample_suffixes = (".npz", ".png", "")
 
     def fixed_latents(self, exp: "Experiment", generator: torch.Generator) -> Latents:
-        n = exp.cfg.eval.grid_size
-        if not exp.conditional:
-            return exp.prior.sample(n, exp.device, generator)
-        n = max(1, n // exp.n_classes) * exp.n_classes  # whole rows, one per class
-        return Latents(exp.prior.sample(n, exp.device, generator).z, exp.prior.grid_classes(n, exp.device))
+        return exp.prior.grid(exp.cfg.eval.grid_size, exp.device, generator)
 
     def snapshot(self, trainer: "Trainer", samples: Tensor) -> None:
         exp = trainer.exp
-        per_row = len(samples) // exp.n_classes if exp.conditional else None  # see Prior.grid_classes
+        values = exp.prior.grid_values  # one row per class or categorical code value (Prior.grid)
+        per_row = len(samples) // values if values else None
         grid = viz.image_grid(samples, nrow=per_row or None)
         viz.save_png(grid, trainer.run.grid(trainer.step))
         writer = trainer.tracker.writer if trainer.tracker is not None else None
@@ -128,6 +126,15 @@ class Images(Domain):
 
     def final_figures(self, trainer: "Trainer") -> None:
         viz.progress_gif([path for _, path in trainer.run.grids()], trainer.run.samples / "progress.gif")
+        exp = trainer.exp
+        if exp.prior.codes.continuous:  # InfoGAN: each continuous code's traversal, as `gankit sample --traversal`
+            from gankit.evaluation import generate_from
+            from gankit.traversal import traversal_latents
+
+            for code in range(exp.prior.codes.continuous):
+                z = traversal_latents(exp.prior, code, columns=10, span=1.0, seed=0, device=exp.device)
+                viz.save_png(viz.image_grid(generate_from(exp, z, None), nrow=10),
+                             trainer.run.samples / f"traversal_c{code}.png")
 
     def best_metrics(self, exp: "Experiment", eval_metrics: list[str]) -> list[str]:
         return eval_metrics

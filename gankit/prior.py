@@ -151,13 +151,35 @@ class Prior:
     def sample(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Latents:
         return Latents(self.latent(n, device, generator), self.classes(n, device, generator))
 
-    def grid_classes(self, n: int, device: torch.device) -> Tensor | None:
-        """Classes for a snapshot grid of n images: one row per class (class k fills row k), cycling when there
-        are more rows than classes."""
-        if not self.conditional:
+    @property
+    def grid_values(self) -> int:
+        """How many values a snapshot grid shows one row each: the classes of a conditional run, the values of an
+        InfoGAN run's first categorical code; 0 for free grids."""
+        if self.conditional:
+            return self.n_classes
+        return self.codes.categorical[0] if self.has_categorical else 0
+
+    def grid_rows(self, n: int, device: torch.device) -> Tensor | None:
+        """The row value of each image of a snapshot grid of n images: value k fills row k (cycling when there are
+        more rows than values); None for free grids."""
+        k = self.grid_values
+        if not k:
             return None
-        per_row = max(1, n // self.n_classes) if n >= self.n_classes else 1
-        return (torch.arange(n, device=device) // per_row) % self.n_classes
+        per_row = max(1, n // k) if n >= k else 1
+        return (torch.arange(n, device=device) // per_row) % k
+
+    def grid(self, n: int, device: torch.device, generator: torch.Generator | None = None) -> Latents:
+        """Latents of a snapshot grid of about n images: free draws, or whole rows, one per class (conditional) or
+        per value of the first categorical code (InfoGAN), the noise and the other codes drawn per image."""
+        k = self.grid_values
+        if not k:
+            return self.sample(n, device, generator)
+        n = max(1, n // k) * k
+        latents = self.sample(n, device, generator)
+        rows = self.grid_rows(n, device)
+        if self.conditional:
+            return Latents(latents.z, rows)
+        return Latents(self.codes.with_category(latents.z, rows), latents.y)
 
     def check_class(self, k: int) -> None:
         """--class K: a class of a conditional run, or a value of an InfoGAN run's (first) categorical code."""

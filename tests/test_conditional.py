@@ -50,8 +50,9 @@ def test_prior_draws_normal_or_uniform_noise_and_classes_by_frequency():
     y = Prior(3, n_classes=3, class_probs=probs).classes(20000, torch.device("cpu"), gen)
     torch.testing.assert_close(torch.bincount(y, minlength=3) / 20000, probs, atol=0.015, rtol=0)
     assert Prior(3).classes(5, torch.device("cpu")) is None
-    grid = Prior(3, n_classes=10).grid_classes(100, torch.device("cpu"))
+    grid = Prior(3, n_classes=10).grid(100, torch.device("cpu")).y
     assert grid.view(10, 10).T.eq(torch.arange(10)).all()  # row k holds class k
+    assert len(Prior(3, n_classes=10).grid(64, torch.device("cpu")).y) == 60  # whole rows
 
 
 def _ctx(real_logits, fake_logits, real_y, fake_y):

@@ -64,6 +64,16 @@ def test_codes_ride_in_z_after_the_noise_with_their_distributions(dist):
     assert torch.equal(fixed[:, 15:], z[:4, 15:])
 
 
+def test_an_infogan_snapshot_grid_has_one_row_per_value_of_the_first_categorical_code():
+    prior = Prior(5, codes=CodeSpec((4, 3), 1))
+    grid = prior.grid(10, torch.device("cpu"), torch.Generator().manual_seed(0))
+    assert grid.y is None and len(grid.z) == 8  # whole rows: 4 values x 2 images
+    (first, second), cont = prior.codes.split(grid.z)
+    assert first.view(4, 2).T.eq(torch.arange(4)).all()  # row k holds code value k
+    assert len(second.unique()) > 1 and cont.std() > 0  # the other codes and the noise are drawn per image
+    assert len(Prior(5).grid(10, torch.device("cpu")).z) == 10  # no codes: a free grid
+
+
 def test_a_prior_without_codes_draws_what_it_drew_before():
     gen = lambda: torch.Generator().manual_seed(3)  # noqa: E731
     plain = Prior(4, "normal").sample(6, torch.device("cpu"), gen()).z
@@ -228,6 +238,14 @@ def test_sample_fixes_the_categorical_code_and_draws_a_traversal(image_run, tmp_
     fig = tmp_path / "t.png"
     assert run_cli("sample", str(image_run), "--traversal", "1", "--columns", "5", "--out", str(fig)).returncode == 0
     assert np.asarray(Image.open(fig)).shape[:2] == (2 + 3 * 30, 2 + 5 * 30)  # 3 code values x 5 steps of code 1
+    # the run wrote each continuous code's traversal at the end of training, the same figure at 10 columns
+    for code in (0, 1):
+        assert np.asarray(Image.open(image_run / "samples" / f"traversal_c{code}.png")).shape[:2] == (
+            2 + 3 * 30, 2 + 10 * 30)
+    default = tmp_path / "t1.png"
+    assert run_cli("sample", str(image_run), "--traversal", "1", "--out", str(default)).returncode == 0
+    assert np.array_equal(np.asarray(Image.open(default)),
+                          np.asarray(Image.open(image_run / "samples" / "traversal_c1.png")))
     assert_user_error(run_cli("sample", str(image_run), "-n", "2", "--class", "3", "--out", str(out)), "class 3",
                       "0..2")
     assert_user_error(run_cli("sample", str(image_run), "--traversal", "2", "--out", str(fig)), "continuous code 2",
