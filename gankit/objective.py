@@ -53,6 +53,19 @@ class PairCodes(NamedTuple):
     real: Tensor | None = None
 
 
+class TermValue(NamedTuple):
+    """A term's value with named parts logged beside it (``<player>_<term>_<part>``, e.g. InfoGAN's
+    ``g_infogan_categorical``); a term may return a plain tensor instead."""
+
+    value: Tensor
+    parts: dict[str, Tensor]
+
+
+def split_value(value: "Tensor | TermValue") -> tuple[Tensor, dict[str, Tensor]]:
+    """(value, its parts) of what a term returned."""
+    return (value.value, value.parts) if isinstance(value, TermValue) else (value, {})
+
+
 @dataclass
 class StepContext:
     """What a term may look at in one D or G step; outputs are in the graph, in fp32. ``phase`` is "D", "G" or
@@ -77,7 +90,8 @@ class StepContext:
 
 
 class Term(nn.Module):
-    """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None): G minimises
+    """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None; a ``TermValue`` to log
+    its parts too): G minimises
     ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
     resume lives in buffers.
 
@@ -111,18 +125,18 @@ class Term(nn.Module):
         steps, with the ``real`` batch (None in G's steps). Called before D's forward, outside any autocast region."""
         raise NotImplementedError
 
-    def d_term(self, ctx: StepContext) -> Tensor | None:
+    def d_term(self, ctx: StepContext) -> "Tensor | TermValue | None":
         return None
 
-    def g_term(self, ctx: StepContext) -> Tensor | None:
+    def g_term(self, ctx: StepContext) -> "Tensor | TermValue | None":
         return None
 
-    def own_term(self, ctx: StepContext) -> Tensor:
+    def own_term(self, ctx: StepContext) -> "Tensor | TermValue":
         """The value minimised in the term's own step (``phase: own``): G and D are both in the graph."""
         raise NotImplementedError
 
 
-TermFn = Callable[[StepContext], "Tensor | None"]
+TermFn = Callable[[StepContext], "Tensor | TermValue | None"]
 
 
 class Objective:
@@ -156,11 +170,14 @@ class Objective:
 
     def _add_terms(self, player: str, loss: Tensor, weighted: list[tuple[float, TermFn]],
                    ctx: StepContext) -> tuple[Tensor, dict[str, Tensor]]:
-        """loss + sum of weight * term (terms of weight 0 are not computed), and each value for the logs."""
+        """loss + sum of weight * term (terms of weight 0 are not computed), and each value (and part) for the
+        logs."""
         logged = {f"{player}_loss": loss.detach()}
         for name, (weight, term) in zip(self.names, weighted):
-            value = term(ctx) if weight > 0 else None
-            if value is not None:
+            returned = term(ctx) if weight > 0 else None
+            if returned is not None:
+                value, parts = split_value(returned)
                 loss = loss + weight * value
                 logged[f"{player}_{name}"] = value.detach()
+                logged.update({f"{player}_{name}_{part}": v.detach() for part, v in parts.items()})
         return loss, logged

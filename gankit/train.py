@@ -25,7 +25,7 @@ from gankit.evaluation import best_scalar, check_metric_names, evaluate, generat
 from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
-from gankit.objective import DInputs, Player, StepContext, Term
+from gankit.objective import DInputs, Player, StepContext, Term, split_value
 from gankit.regularizers import DStepContext, Regularizer
 from gankit.run import RunDir, dump_config, save_checkpoint
 from gankit.tracking import LossTracker
@@ -231,7 +231,7 @@ class Trainer:
     def own_step(self, name: str, term: Term) -> dict[str, Tensor]:
         """A term's own step (``phase: own``; InfoGAN's Q step as the reference runs it): fresh latents, G and D
         in one graph through the one D call, G steps on ``weight * value`` and D's networks on ``d_weight * value``.
-        Logged as the term's name."""
+        Logged as the term's name (and ``<name>_<part>``)."""
         exp = self.exp
         weights: dict[Player, float] = {"generator": term.weight, "discriminator": term.d_weight}
         frozen = [exp.networks[n] for player, w in weights.items() if w == 0 for n in exp.trained_with(player)]
@@ -241,14 +241,14 @@ class Trainer:
         with exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
             fake_out = self.run_d(fake, fake_y)
-        value = term.own_term(StepContext(fake, fake_y, fake_out.float(), z, exp.networks, autocast=exp.autocast,
-                                          phase="own"))
+        value, parts = split_value(term.own_term(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
+                                                             autocast=exp.autocast, phase="own")))
         self._step_players(weights, value)
         for net in frozen:
             net.requires_grad_(True)
         if term.weight > 0 and exp.ema is not None:  # G moved: EMA follows every G update
             exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
-        return {name: value.detach()}
+        return {name: value.detach(), **{f"{name}_{part}": v.detach() for part, v in parts.items()}}
 
     def train_step(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One G step of training, the phase schedule every caller shares (`gankit train`, `gankit study`, the

@@ -127,6 +127,9 @@ def test_mi_term_matches_its_formula_on_hand_made_outputs():
     assert float(term.value(q, z)) == pytest.approx(0.7 * ce + 0.3 * nll, rel=1e-6)
     term = _term(continuous="mse", categorical_weight=2.0, continuous_weight=0.5)
     assert float(term.value(q, z)) == pytest.approx(2.0 * ce + 0.5 * mse, rel=1e-6)
+    parts = term.parts(q, z).parts  # logged unweighted
+    assert float(parts["categorical"]) == pytest.approx(ce, rel=1e-6)
+    assert float(parts["continuous"]) == pytest.approx(mse, rel=1e-6)
     assert float(_term(continuous_weight=0.0).value(q, z)) == pytest.approx(ce, rel=1e-6)
     # In the objective: L_D = adversarial + d_weight * term, L_G = adversarial + weight * term, on D's output heads.
     ctx = StepContext(fake=torch.zeros(2, 1), fake_y=None, fake_out=DOutput(torch.zeros(2), {"q": q}), z=z,
@@ -138,7 +141,9 @@ def test_mi_term_matches_its_formula_on_hand_made_outputs():
     assert float(d_total) == pytest.approx(2 * math.log(2) + 2.0 * value, rel=1e-6)
     g_total, g_logged = obj.g_loss(ctx)
     assert float(g_total) == pytest.approx(math.log(2) + 0.5 * value, rel=1e-6)
-    assert set(d_logged) == {"d_loss", "d_infogan"} and set(g_logged) == {"g_loss", "g_infogan"}
+    assert set(d_logged) == {"d_loss", "d_infogan", "d_infogan_categorical", "d_infogan_continuous"}
+    assert set(g_logged) == {"g_loss", "g_infogan", "g_infogan_categorical", "g_infogan_continuous"}
+    assert float(g_logged["g_infogan_categorical"]) == pytest.approx(ce, rel=1e-6)
 
 
 def test_d_every_puts_the_term_on_one_d_step_in_k_by_the_trainers_step_index():
@@ -164,7 +169,7 @@ def test_train_trunk_false_keeps_the_term_in_d_step_off_d_trunk(train_trunk):
     x = torch.randn(6, 2)
     z = Prior(1, codes=CodeSpec((3,), 2)).sample(6, torch.device("cpu")).z
     ctx = StepContext(fake=x, fake_y=None, fake_out=d(x), z=z, networks={"discriminator": d})
-    _term(train_trunk=train_trunk).d_term(ctx).backward()
+    _term(train_trunk=train_trunk).d_term(ctx).value.backward()
     trunk = [p.grad for p in d.hidden.parameters()]
     assert all(g is not None for g in (p.grad for p in d.q_head.parameters()))
     assert all(g is not None and g.abs().sum() > 0 for g in trunk) == train_trunk

@@ -37,7 +37,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from gankit.errors import ConfigError, ParamError
-from gankit.objective import StepContext, Term, TermPhase
+from gankit.objective import StepContext, Term, TermPhase, TermValue
 from gankit.prior import CodeSpec
 from gankit.registry import AT_LEAST_ONE, NON_NEGATIVE, POSITIVE, TERMS
 
@@ -86,16 +86,22 @@ class MutualInformation(Term):
 
     def value(self, q: Tensor, z: Tensor) -> Tensor:
         """L * sum_j CE_j + M * C for Q's outputs q on samples generated from z (codes last in z)."""
+        return self.parts(q, z).value
+
+    def parts(self, q: Tensor, z: Tensor) -> TermValue:
+        """The value, with its unweighted parts: ``categorical`` (sum_j CE_j) and ``continuous`` (C)."""
         indices, c = self.codes.split(z)
-        total = q.new_zeros(())
+        total, parts = q.new_zeros(()), {}
         if self.codes.categorical and self.categorical_weight > 0:
-            total = total + self.categorical_weight * categorical_cross_entropy(q, self.codes, indices)
+            parts["categorical"] = categorical_cross_entropy(q, self.codes, indices)
+            total = total + self.categorical_weight * parts["categorical"]
         if self.codes.continuous and self.continuous_weight > 0:
             mu = q[:, sum(self.codes.categorical):]
-            total = total + self.continuous_weight * continuous_loss(mu, c.to(mu.dtype), self.continuous, self.sigma)
-        return total
+            parts["continuous"] = continuous_loss(mu, c.to(mu.dtype), self.continuous, self.sigma)
+            total = total + self.continuous_weight * parts["continuous"]
+        return TermValue(total, {k: v.detach() for k, v in parts.items()})
 
-    def d_term(self, ctx: StepContext) -> Tensor | None:
+    def d_term(self, ctx: StepContext) -> TermValue | None:
         # The d_every-th, 2 d_every-th, ... D step of the run (d_index counts from 0); d_every null: the last D step
         # of each G step, i.e. every n_critic-th.
         every = self.d_every or ctx.n_critic
@@ -106,13 +112,13 @@ class MutualInformation(Term):
         else:  # Q's head on D's features cut from the trunk: the term in D's step trains the head alone
             head = q_head_of(ctx.networks["discriminator"])
             q = head(ctx.fake_out.heads["q_features"].detach()).float()
-        return self.value(q, ctx.z)
+        return self.parts(q, ctx.z)
 
-    def g_term(self, ctx: StepContext) -> Tensor:
-        return self.value(ctx.fake_out.heads["q"], ctx.z)
+    def g_term(self, ctx: StepContext) -> TermValue:
+        return self.parts(ctx.fake_out.heads["q"], ctx.z)
 
-    def own_term(self, ctx: StepContext) -> Tensor:
-        return self.value(ctx.fake_out.heads["q"], ctx.z)
+    def own_term(self, ctx: StepContext) -> TermValue:
+        return self.parts(ctx.fake_out.heads["q"], ctx.z)
 
     def get_extra_state(self) -> dict[str, int]:
         return {}  # kept so that checkpoints written before the step index moved into the context still load
