@@ -66,12 +66,18 @@ def split_value(value: "Tensor | TermValue") -> tuple[Tensor, dict[str, Tensor]]
     return (value.value, value.parts) if isinstance(value, TermValue) else (value, {})
 
 
+def logged_values(key: str, value: Tensor, parts: dict[str, Tensor]) -> dict[str, Tensor]:
+    """What the logs get of a term's value: ``key`` and ``key_<part>`` for each part, detached."""
+    return {key: value.detach(), **{f"{key}_{part}": v.detach() for part, v in parts.items()}}
+
+
 @dataclass
 class StepContext:
     """What a term may look at in one D or G step; outputs are in the graph, in fp32. ``phase`` is "D", "G" or
     "own" (a term's own step); ``d_index`` counts D steps over the run from 0 (None outside D's phase), so a term
-    that acts on some D steps only (InfoGAN's d_every) needs no counter of its own. In G's phase ``real``/``real_out`` are set only for a loss
-    that compares with real data (``needs_real_in_g``), and ``real_out`` is then constant (D is frozen)."""
+    that acts on some D steps only (InfoGAN's d_every) needs no counter of its own. In G's phase
+    ``real``/``real_out`` are set only for a loss that compares with real data (``needs_real_in_g``), and
+    ``real_out`` is then constant (D is frozen)."""
 
     fake: Tensor
     fake_y: Tensor | None
@@ -91,9 +97,8 @@ class StepContext:
 
 class Term(nn.Module):
     """A weighted method term. ``d_term``/``g_term`` return an unweighted value (or None; a ``TermValue`` to log
-    its parts too): G minimises
-    ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss. State that must survive a
-    resume lives in buffers.
+    its parts too): G minimises ``weight * value`` and D ``d_weight * value`` on top of the adversarial loss.
+    State that must survive a resume lives in buffers.
 
     ``phase``: "shared" (the term rides on D's and G's steps) or "own" (a step of its own after each G step, where
     ``own_term`` is the value; only terms with ``can_own_phase`` take it)."""
@@ -178,6 +183,5 @@ class Objective:
             if returned is not None:
                 value, parts = split_value(returned)
                 loss = loss + weight * value
-                logged[f"{player}_{name}"] = value.detach()
-                logged.update({f"{player}_{name}_{part}": v.detach() for part, v in parts.items()})
+                logged.update(logged_values(f"{player}_{name}", value, parts))
         return loss, logged

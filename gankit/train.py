@@ -25,7 +25,7 @@ from gankit.evaluation import best_scalar, check_metric_names, evaluate, generat
 from gankit.experiment import Experiment, load_run
 from gankit.io import make_folder, write_json
 from gankit.models.conditional import DOutput, as_output
-from gankit.objective import DInputs, Player, StepContext, Term, split_value
+from gankit.objective import DInputs, Player, StepContext, Term, logged_values, split_value
 from gankit.regularizers import DStepContext, Regularizer
 from gankit.run import RunDir, dump_config, save_checkpoint
 from gankit.tracking import LossTracker
@@ -131,12 +131,10 @@ class Trainer:
         for name in names:
             exp.optimizers[name].zero_grad(set_to_none=True)
         loss.backward()
-        for player, w in weights.items():
-            if w not in (0.0, 1.0):
-                for name in exp.trained_with(player):
-                    for p in exp.networks[name].parameters():
-                        if p.grad is not None:
-                            p.grad.mul_(w)
+        scaled = [(p, w) for player, w in weights.items() if w not in (0.0, 1.0)
+                  for name in exp.trained_with(player) for p in exp.networks[name].parameters() if p.grad is not None]
+        for p, w in scaled:
+            p.grad.mul_(w)
         # Data-parallel runs: the global batch's gradient, penalties included (autograd.grad's double backward
         # has reached the weights by now); only the stepping players' networks, so D is never reduced in G's step.
         distributed.reduce_gradients(p for name in names for p in exp.networks[name].parameters())
@@ -206,9 +204,7 @@ class Trainer:
         with real data (RpGAN, RaGAN) gets D's outputs on a real batch of its own; D is frozen here, so that batch
         is scored without a graph."""
         exp = self.exp
-        frozen = [exp.networks[n] for n in exp.trained_with("discriminator")]
-        for net in frozen:  # G's backward needs no gradients for D's weights
-            net.requires_grad_(False)
+        self._freeze(["discriminator"])  # G's backward needs no gradients for D's weights
         z, fake_y = latents if latents is not None else exp.prior.sample(self.g_batch_size, exp.device)
         real_out = real = real_y = None
         if exp.objective.loss.needs_real_in_g:
@@ -222,11 +218,20 @@ class Trainer:
         loss, terms = exp.objective.g_loss(StepContext(fake, fake_y, fake_out.float(), z, exp.networks, real, real_y,
                                                        real_out, autocast=exp.autocast, d_inputs=inputs, phase="G"))
         self._step("generator", loss)
-        for net in frozen:
-            net.requires_grad_(True)
-        if exp.ema is not None:  # after every G update: EMA averages G's weights as its optimiser leaves them
-            exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
+        self._freeze(["discriminator"], frozen=False)
+        self._follow_g()
         return terms
+
+    def _freeze(self, players: list[Player], frozen: bool = True) -> None:
+        """Turn the weight gradients of ``players``' networks off (or back on)."""
+        for player in players:
+            for name in self.exp.trained_with(player):
+                self.exp.networks[name].requires_grad_(not frozen)
+
+    def _follow_g(self) -> None:
+        """After every G update: the EMA averages G's weights as its optimiser leaves them."""
+        if self.exp.ema is not None:
+            self.exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
 
     def own_step(self, name: str, term: Term) -> dict[str, Tensor]:
         """A term's own step (``phase: own``; InfoGAN's Q step as the reference runs it): fresh latents, G and D
@@ -234,9 +239,8 @@ class Trainer:
         Logged as the term's name (and ``<name>_<part>``)."""
         exp = self.exp
         weights: dict[Player, float] = {"generator": term.weight, "discriminator": term.d_weight}
-        frozen = [exp.networks[n] for player, w in weights.items() if w == 0 for n in exp.trained_with(player)]
-        for net in frozen:
-            net.requires_grad_(False)
+        idle = [player for player, w in weights.items() if w == 0]
+        self._freeze(idle)
         z, fake_y = exp.prior.sample(self.g_batch_size, exp.device)
         with exp.autocast():
             fake = exp.g_forward(z, fake_y).float()
@@ -244,11 +248,10 @@ class Trainer:
         value, parts = split_value(term.own_term(StepContext(fake, fake_y, fake_out.float(), z, exp.networks,
                                                              autocast=exp.autocast, phase="own")))
         self._step_players(weights, value)
-        for net in frozen:
-            net.requires_grad_(True)
-        if term.weight > 0 and exp.ema is not None:  # G moved: EMA follows every G update
-            exp.ema.update(follow_exactly=self.step < self.cfg.train.ema.start)
-        return {name: value.detach(), **{f"{name}_{part}": v.detach() for part, v in parts.items()}}
+        self._freeze(idle, frozen=False)
+        if term.weight > 0:
+            self._follow_g()
+        return logged_values(name, value, parts)
 
     def train_step(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
         """One G step of training, the phase schedule every caller shares (`gankit train`, `gankit study`, the

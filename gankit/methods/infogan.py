@@ -117,8 +117,7 @@ class MutualInformation(Term):
     def g_term(self, ctx: StepContext) -> TermValue:
         return self.parts(ctx.fake_out.heads["q"], ctx.z)
 
-    def own_term(self, ctx: StepContext) -> TermValue:
-        return self.parts(ctx.fake_out.heads["q"], ctx.z)
+    own_term = g_term  # the reference's Q step minimises what G's step adds: Q's loss on G's samples
 
     def get_extra_state(self) -> dict[str, int]:
         return {}  # kept so that checkpoints written before the step index moved into the context still load
@@ -139,7 +138,7 @@ def infogan(*, weight: Annotated[float, NON_NEGATIVE] = 1.0, d_weight: Annotated
             continuous_weight: Annotated[float, NON_NEGATIVE] = 1.0,
             continuous_loss: Literal["nll", "mse"] = "nll", sigma: Annotated[float, POSITIVE] = 1.0,
             train_trunk: bool = True, d_every: Annotated[int, AT_LEAST_ONE] | None = 1,
-            phase: Literal["shared", "own"] = "shared") -> Term:
+            phase: TermPhase = "shared") -> Term:
     """weight: of the term in G's loss, and in D's unless d_weight is given (lambda of the paper).
     categorical_weight, continuous_weight: lambda of the categorical and of the continuous codes, inside the term.
     continuous_loss: nll = Gaussian negative log-likelihood with fixed std sigma, summed over the codes; mse = mean
