@@ -10,7 +10,9 @@ requirements (yacs, accelerate, torchvision, matplotlib, tensorboard). Each seed
 unchanged, with `seed S`, `train.save_freq 200` (a checkpoint at each of the README's steps 199, 399, ..., 4999;
 saving draws no random numbers) and `dataloader.num_workers 0` (no worker processes: the loader then draws no
 worker seeds from torch's RNG, so the run's random stream is not the reference default's, its algorithm is).
-A seed whose last checkpoint exists is not run again; a stopped one is restarted from scratch. Every checkpoint
+A seed whose last checkpoint exists is not run again, nor one already scored in OUT/results.json (so a copy of
+docs/studies/veegan/results_reference_script.json there lets a new machine run only the missing seeds); a stopped
+one is restarted from scratch. Every checkpoint
 is then scored here: G in eval mode (as the reference samples), 2,500 samples from z ~ N(0, I) drawn from a
 generator seeded 0, `toy_metrics` against Ring8's means and std in the reference's scaled units (radius 10/15,
 std 0.5/15), as gankit's snapshots of `ring_veegan`.
@@ -77,9 +79,15 @@ def main() -> None:
         sys.exit(f"veegan_reference: --reference {args.reference}: no scripts/train_veegan.py there")
     seeds = [int(s) for s in args.seeds.split(",") if s]
     args.out.mkdir(parents=True, exist_ok=True)
+    kept = args.out / "results.json"
     results = {}
+    if kept.is_file():  # JSON keys are strings: back to the ints used here
+        results = {int(s): {int(k): v for k, v in r.items()} for s, r in json.loads(kept.read_text()).items()}
     for seed in seeds:
         exp = args.out / f"seed_{seed}"
+        if seed in results and not exp.exists():
+            print(f"veegan_reference: seed {seed}: scored earlier ({kept})", file=sys.stderr)
+            continue
         train_seed(args.reference, args.python, seed, exp, args.steps)
         results[seed] = score(args.reference, exp)
         (args.out / "results.json").write_text(json.dumps(results, indent=1))
