@@ -45,15 +45,18 @@ class Sizes:
     seed_batch: list[str]
     torchrun_steps: tuple[int, int]
     timeout_s: int  # per subprocess
+    warmup: int = 2  # untimed steps per family and variant (cuDNN autotuning, allocator)
+    rounds: int = 3  # timed rounds of `steps` (the median is reported)
 
 
 GPU = Sizes("cuda", [], 20, ["--steps", "20"], "100,300", ["--configs", "ring_gan,ring_sngan", "--steps", "40"],
             (50, 150), 240)
 DRY = Sizes("cpu", ["train.batch_size=8", "train.g_batch_size=8", "eval.n_samples=16", "model.generator.width=8",
                    "model.discriminator.width=8"], 1,
-            ["--width", "8", "--batch", "8", "--steps", "1", "--no-plain"], "2,4",
+            ["--width", "8", "--batch", "8", "--steps", "1", "--warmup", "1", "--rounds", "1",
+             "--images", "2048", "--no-plain"], "2,4",
             ["--configs", "ring_gan,ring_sngan", "--seeds", "2", "--steps", "1", "--repeats", "1",
-             "train.batch_size=16"], (1, 2), 240)
+             "train.batch_size=16"], (1, 2), 240, warmup=1, rounds=1)
 
 # (family, shipped config, the noise images standing in for its data: channels, resolution, classes)
 FAMILIES = [
@@ -88,11 +91,11 @@ def family_rows(sizes: Sizes) -> list[tuple[str, str, str]]:
                          "eval.metrics=[]", *QUIET, *sizes.batch]
             with tempfile.TemporaryDirectory(prefix="device_check-") as tmp:
                 trainer = Trainer.start(config.load(name, overrides), Path(tmp) / "run")
-                for _ in range(2):  # warm-up: cuDNN autotuning, allocator
+                for _ in range(sizes.warmup):
                     trainer.train_step()
                 sync()
                 laps = []
-                for _ in range(3):
+                for _ in range(sizes.rounds):
                     t0 = time.perf_counter()
                     for _ in range(sizes.steps):
                         trainer.train_step()

@@ -25,9 +25,9 @@ from gankit import config
 from gankit.train import Trainer
 
 
-def recipe(width: int, batch: int, device: str) -> list[str]:
+def recipe(width: int, batch: int, device: str, images: int = 50_000) -> list[str]:
     return [
-        "data={name: noise_images, n: 50000}", "model.z_dim=128",
+        f"data={{name: noise_images, n: {images}}}", "model.z_dim=128",
         f"model.generator={{name: dcgan, width: {width}, multipliers: [4, 2, 1]}}",
         f"model.discriminator={{name: dcgan, width: {width}, multipliers: [4, 2, 1]}}",
         f"train.batch_size={batch}", "train.n_critic=5", "train.progress=false", "train.tensorboard=false",
@@ -119,15 +119,15 @@ def peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # KiB on Linux
 
 
-def measure(step, steps: int, device: torch.device) -> tuple[float, float]:
+def measure(step, steps: int, device: torch.device, warmup: int = 5, rounds: int = 3) -> tuple[float, float]:
     sync = torch.cuda.synchronize if device.type == "cuda" else (lambda: None)
-    for _ in range(5):
+    for _ in range(warmup):
         step()
     sync()
     if device.type == "cuda":
         torch.cuda.reset_peak_memory_stats()
     times = []
-    for _ in range(3):
+    for _ in range(rounds):
         t0 = time.perf_counter()
         for _ in range(steps):
             step()
@@ -146,6 +146,9 @@ def main() -> None:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, of: {', '.join([*METHODS, *CONDITIONAL_METHODS])}")
     parser.add_argument("--no-plain", action="store_true")
+    parser.add_argument("--images", type=int, default=50_000, help="noise images held as the data (CIFAR-10's 50,000)")
+    parser.add_argument("--warmup", type=int, default=5, help="untimed G steps first")
+    parser.add_argument("--rounds", type=int, default=3, help="timed rounds of --steps (the median is reported)")
     args = parser.parse_args()
     device = torch.device(args.device)
     torch.backends.cuda.matmul.allow_tf32 = True
@@ -153,20 +156,21 @@ def main() -> None:
     torch.backends.cudnn.benchmark = True
     where = torch.cuda.get_device_name() if device.type == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"torch {torch.__version__}, {where}; width {args.width}, batch {args.batch}, 5 D steps per G step; "
-          f"median of 3 x {args.steps} G steps")
+          f"median of {args.rounds} x {args.steps} G steps after {args.warmup}")
     print(f"| method | variant | ms / G step | peak {'GPU ' if device.type == 'cuda' else ''}memory (GiB) |")
     print("|---|---|---|---|")
     for method in args.methods.split(","):
         extra = [o.replace("{width}", str(args.width)).replace("{half_width}", str(max(1, args.width // 2)))
                  for o in {**METHODS, **CONDITIONAL_METHODS}[method]]
         if not args.no_plain and method in PLAIN:
-            ms, peak = measure(plain_step(args.width, args.batch, device, PLAIN[method]), args.steps, device)
+            ms, peak = measure(plain_step(args.width, args.batch, device, PLAIN[method]), args.steps, device,
+                               args.warmup, args.rounds)
             print(f"| {method} | plain eager loop (fp32, host data, .item() per step) | {ms:.1f} | {peak:.2f} |",
                   flush=True)
         for name in args.variants.split(","):
             try:
-                step = gankit_step(recipe(args.width, args.batch, args.device) + extra + VARIANTS[name])
-                ms, peak = measure(step, args.steps, device)
+                step = gankit_step(recipe(args.width, args.batch, args.device, args.images) + extra + VARIANTS[name])
+                ms, peak = measure(step, args.steps, device, args.warmup, args.rounds)
                 print(f"| {method} | gankit, {name} | {ms:.1f} | {peak:.2f} |", flush=True)
             except Exception as exc:  # a variant that fails (e.g. compile) is reported, not fatal
                 reason = str(exc).splitlines()[0][:80] if str(exc) else ""

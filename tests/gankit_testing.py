@@ -8,7 +8,11 @@ from typing import TYPE_CHECKING, Callable
 
 import torch
 
-torch.set_num_threads(2)
+# pyproject runs the suite in two pytest-xdist workers (most of its time is interpreter start-up of subprocess
+# tests, which two workers overlap): one torch thread each then, so two workers do not fight over 2 cores.
+XDIST = "PYTEST_XDIST_WORKER" in os.environ
+THREADS = 1 if XDIST else 2
+torch.set_num_threads(THREADS)
 ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATA = ROOT.parent / "shared" / "data"
 if TYPE_CHECKING:
@@ -21,7 +25,7 @@ FAST = ["train.progress=false", "train.tensorboard=false", "train.log_every=10",
 
 
 def run_cli(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
+    env = {**os.environ, "PYTHONWARNINGS": "ignore", **({"OMP_NUM_THREADS": "1"} if XDIST else {})}
     return subprocess.run([sys.executable, "-m", "gankit", *args], capture_output=True, text=True, cwd=cwd,
                           env=env, timeout=300)
 

@@ -98,8 +98,9 @@ def test_r1_of_a_conditional_critic_uses_the_real_labels():
 
 
 def test_ring_cgan_puts_each_requested_mode_on_that_mode(tmp_path):
-    """The shipped ring_cgan config: at least 90% of the samples for each class land nearest that mode."""
-    cfg = config.load("ring_cgan", ["train.progress=false", "train.tensorboard=false", "train.steps=1000",
+    """The shipped ring_cgan config, 400 of its steps: at least 90% of the samples for each class land nearest that
+    mode. Measured (one thread, 2026-12-07): the worst class at 0.996-1.0 at 300 steps and 1.0 at 500 on 4 seeds."""
+    cfg = config.load("ring_cgan", ["train.progress=false", "train.tensorboard=false", "train.steps=400",
                                     "eval.n_samples=2000"])
     results = Trainer.start(cfg, tmp_path / "run").fit()
     assert min(results["class_accuracy_per_class"]) >= 0.9, results
@@ -190,11 +191,11 @@ def test_conditional_image_run_grid_has_one_row_per_class(tmp_path):
 @pytest.mark.skipif(not (SHARED_DATA / "mnist").is_dir(), reason="../shared/data/mnist is absent")
 # mnist_cgan conditions more slowly (0.22 at 500 steps, 0.26 at 600, seed 0): its short run (37 s) left the suite
 # to keep it under 8 minutes; its full-length result is in docs/conditional.md.
-@pytest.mark.parametrize("name, steps, floor", [("mnist_acgan", 500, 0.45)])
+@pytest.mark.parametrize("name, steps, floor", [("mnist_acgan", 250, 0.25)])
 def test_mnist_short_run_generates_the_requested_digits(tmp_path, monkeypatch, name, steps, floor):
-    """The shipped MNIST configs, shortened to a tenth of their 6,000 steps: the shipped classifier confirms the
-    requested class above chance (0.10 +- 0.013 on 500 samples). Seed 0 on 2 cores measured 0.67 (ACGAN, 500
-    steps); the full run: 0.99, docs/conditional.md."""
+    """The shipped MNIST configs, shortened to 250 of their 6,000 steps: the shipped classifier confirms the
+    requested class above chance (0.10 +- 0.013 on 500 samples). Measured (one thread, 2026-12-07): 0.376 and 0.440
+    at 250 steps (seeds 0 and 1), 0.67 at 500; the full run: 0.99, docs/conditional.md."""
     import shutil
 
     raw = tmp_path / "data" / "MNIST" / "raw"

@@ -20,8 +20,11 @@ if not CHROMIUM.exists():
 
 from gankit.dirac import ui  # noqa: E402
 
+
 TIMEOUT_MS = 30_000
-pytestmark = pytest.mark.filterwarnings("ignore:::gradio.*")  # pandas deprecations inside Gradio's queue
+# pandas deprecations inside Gradio's queue; one xdist worker runs this file (its module fixtures are built once:
+# pyproject's --dist loadgroup)
+pytestmark = [pytest.mark.filterwarnings("ignore:::gradio.*"), pytest.mark.xdist_group("test_dirac_ui")]
 
 
 def free_port() -> int:
