@@ -1,11 +1,9 @@
 import os
 
 import pytest
-import torch
 
-from gankit_testing import THREADS, run_cli_here
+from gankit_testing import run_cli_here  # (importing it sets the suite's torch threads)
 
-torch.set_num_threads(THREADS)
 # precision auto on a CPU times the model on the machine (gankit/precision.py): the suite pins fp32, so that its
 # floors and equivalences do not depend on which machine runs it; tests/test_precision.py tests the measurement.
 os.environ["GANKIT_CPU_PRECISION"] = "fp32"
