@@ -8,7 +8,6 @@ import torch
 from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
 
 # One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("test_cli")
 
 TINY = FAST + ["train.steps=20", "train.checkpoint_every=10"]
 

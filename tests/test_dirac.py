@@ -19,7 +19,6 @@ from gankit.errors import GankitError
 from gankit.augment.noise import InstanceNoise
 
 # One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("test_dirac")
 
 ROOT = Path(__file__).resolve().parents[1]
 FP, FPP = 0.5, -0.25  # f(t) = -log(1 + exp(-t)): f'(0) = 1/2, f''(0) = -1/4

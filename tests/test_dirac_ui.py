@@ -23,7 +23,7 @@ from gankit.dirac import ui  # noqa: E402
 TIMEOUT_MS = 30_000
 # pandas deprecations inside Gradio's queue; one xdist worker runs this file (its module fixtures are built once:
 # pyproject's --dist loadgroup)
-pytestmark = [pytest.mark.filterwarnings("ignore:::gradio.*"), pytest.mark.xdist_group("test_dirac_ui")]
+pytestmark = pytest.mark.filterwarnings("ignore:::gradio.*")
 
 
 def free_port() -> int:

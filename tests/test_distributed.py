@@ -20,7 +20,6 @@ from gankit.run import RunDir, load_checkpoint
 from gankit_testing import ROOT, assert_user_error
 
 # One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("test_distributed")
 
 WORKER = ROOT / "tests" / "distributed_worker.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

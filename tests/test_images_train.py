@@ -11,7 +11,6 @@ from gankit.train import Trainer
 from gankit_testing import SHARED_DATA, run_cli_here
 
 # One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("test_images_train")
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64)}

@@ -16,7 +16,6 @@ from gankit_testing import run_cli_here  # noqa: E402
 from test_dirac_ui import CHROMIUM_ARGS  # noqa: E402
 
 # One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
-pytestmark = pytest.mark.xdist_group("test_lab_ui")
 
 TIMEOUT_MS = 60_000
 expect = sync_api.expect
