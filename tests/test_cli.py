@@ -7,7 +7,6 @@ import torch
 
 from gankit_testing import FAST, assert_user_error, run_cli, run_cli_here
 
-# One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
 
 TINY = FAST + ["train.steps=20", "train.checkpoint_every=10"]
 

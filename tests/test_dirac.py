@@ -18,7 +18,6 @@ from gankit.dirac.lab import Method, jacobians, run_grid, run_method
 from gankit.errors import GankitError
 from gankit.augment.noise import InstanceNoise
 
-# One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
 
 ROOT = Path(__file__).resolve().parents[1]
 FP, FPP = 0.5, -0.25  # f(t) = -log(1 + exp(-t)): f'(0) = 1/2, f''(0) = -1/4

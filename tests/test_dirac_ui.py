@@ -21,8 +21,7 @@ if not CHROMIUM.exists():
 from gankit.dirac import ui  # noqa: E402
 
 TIMEOUT_MS = 30_000
-# pandas deprecations inside Gradio's queue; one xdist worker runs this file (its module fixtures are built once:
-# pyproject's --dist loadgroup)
+# pandas deprecations inside Gradio's queue
 pytestmark = pytest.mark.filterwarnings("ignore:::gradio.*")
 
 

@@ -19,7 +19,6 @@ from gankit.experiment import Experiment
 from gankit.run import RunDir, load_checkpoint
 from gankit_testing import ROOT, assert_user_error
 
-# One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
 
 WORKER = ROOT / "tests" / "distributed_worker.py"
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONWARNINGS": "ignore"}

@@ -10,7 +10,6 @@ from gankit import config
 from gankit.train import Trainer
 from gankit_testing import SHARED_DATA, run_cli_here
 
-# One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
 
 QUIET = ["train.progress=false", "train.tensorboard=false"]
 SHAPES = {"mnist": (1, 28), "fashion_mnist": (1, 28), "cifar10": (3, 32), "celeba": (3, 64)}

@@ -20,7 +20,6 @@ from gankit.prior import CodeSpec, Prior
 from gankit.train import Trainer
 from gankit_testing import FAST, SHARED_DATA, assert_user_error, full_and_resumed, run_cli_here as run_cli  # in this process
 
-# One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
 
 # A small InfoGAN on the ring (labels unused): a 4-way categorical code and one continuous code, an MLP D with a
 # Q head, the term on every second D step.

@@ -15,7 +15,6 @@ from gankit.lab.session import Lab  # noqa: E402
 from gankit_testing import run_cli_here  # noqa: E402
 from test_dirac_ui import CHROMIUM_ARGS  # noqa: E402
 
-# One xdist worker runs this file (its module fixtures are built once): pyproject's --dist loadgroup.
 
 TIMEOUT_MS = 60_000
 expect = sync_api.expect
