@@ -81,6 +81,28 @@ def built(exp: "Experiment") -> None:
             raise ConfigError(f"augment.{i} ({spec['name']}) applies to {' or '.join(aug.kinds)} data, not to "
                               f"{exp.data.kind} data")
     _schedules(exp)
+    _simultaneous(exp)
+
+
+def _simultaneous(exp: "Experiment") -> None:
+    """Simultaneous updates take D's and G's gradients from one forward pass: one D step per G step, one G update,
+    G's loss on D's batch of fakes, and no step that needs D's outputs on inputs of its own."""
+    t = exp.cfg.train
+    if t.updates != "simultaneous":
+        return
+    for key, value, need in (("train.n_critic", t.n_critic, 1), ("train.g_updates", t.g_updates, 1)):
+        if value != need:
+            raise ConfigError(f"train.updates: simultaneous takes one D and one G update per step from one forward "
+                              f"pass; {key} is {value}, set it to {need}")
+    if t.g_batch_size not in (None, t.batch_size):
+        raise ConfigError(f"train.updates: simultaneous scores one batch for D and G; train.g_batch_size "
+                          f"({t.g_batch_size}) must be null or equal train.batch_size ({t.batch_size})")
+    if exp.objective.input_term is not None:
+        raise ConfigError("train.updates: simultaneous does not combine with a term that gives D inputs of its own "
+                          "(VEEGAN's codes)")
+    if exp.optim_ratio:
+        raise ConfigError("train.updates: simultaneous does not combine with train.lazy_regularization: separate "
+                          "(a D step of its own); use joint")
 
 
 def _codes(exp: "Experiment") -> None:

@@ -107,6 +107,10 @@ class TrainConfig:
     # fresh: every D step draws its own real batch; per_g_step: the n_critic D steps of one G step share one
     # (as afshindini/GAN-Methods-with-Pytorch's critic loop does)
     critic_real_batch: Literal["fresh", "per_g_step"] = "fresh"
+    # alternating: D steps, then G steps against the updated D; simultaneous: D's and G's gradients from one forward
+    # pass at the same weights, then both step (as PacGAN's and ALI's Theano code, one GradientDescent for both;
+    # needs n_critic 1 and g_updates 1)
+    updates: Literal["alternating", "simultaneous"] = "alternating"
     seed: int = 0
     device: str = "auto"  # auto: cuda when available, else cpu
     # auto: bf16 autocast for images on a GPU with native bf16, and on a CPU where a one-off timing of the model

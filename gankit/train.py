@@ -257,6 +257,8 @@ class Trainer:
         """One G step of training, the phase schedule every caller shares (`gankit train`, `gankit study`, the
         benchmarks, `gankit lab`): n_critic D phases, then G's phase. Returns the last D step's and the G step's
         logged values; ``self.step`` counts the G step."""
+        if self.cfg.train.updates == "simultaneous":
+            return self.simultaneous_phase()
         d_terms: dict[str, Tensor] = {}
         for i in range(self.n_critic):
             d_terms = self.d_phase(i)
@@ -288,6 +290,59 @@ class Trainer:
             self.tracker.add(g_terms)
         self.step += 1
         return g_terms
+
+    def simultaneous_phase(self) -> tuple[dict[str, Tensor], dict[str, Tensor]]:
+        """``train.updates: simultaneous``, the whole G step: one forward pass of G and D on a real batch and a
+        batch of fakes; D's loss (with its due penalties) and G's loss are differentiated at the same weights, each
+        only into its own player's networks, and then every optimiser steps (PacGAN's and ALI's code: one Theano
+        GradientDescent over both losses). Then the own step of each ``phase: own`` term, as in ``g_phase``."""
+        exp = self.exp
+        self.exp.schedules.apply(self.step)
+        real, real_y = self._real_batch(self.batch_size)
+        z, fake_y = exp.prior.sample(self.batch_size, exp.device)
+        if fake_y is not None and self.cfg.train.d_fake_classes == "real":
+            fake_y = real_y
+        with exp.autocast():
+            fake = exp.g_forward(z, fake_y).float()
+            real_out, fake_out = self._critic_pair(real, real_y, fake, fake_y)
+        for aug in exp.augmentations:
+            aug.observe(real_out.logit)
+        real_out, fake_out = real_out.float(), fake_out.float()
+        d_ctx = StepContext(fake, fake_y, fake_out, z, exp.networks, real, real_y, real_out, exp.autocast,
+                            phase="D", d_index=self.step, n_critic=1)
+        d_total, d_terms = exp.objective.d_loss(d_ctx)
+        # The penalties see the fakes as data (no path back into G), as in D's step of the alternating schedule.
+        pctx = DStepContext(self._critic, real, fake.detach(), real_out.logit, fake_out.logit, real_y, fake_y)
+        due = [(name, reg) for name, reg in zip(exp.regularizer_names, exp.regularizers)
+               if reg.weight > 0 and reg.is_due(self.step)]
+        d_total = self._add_penalties(d_total, d_terms, pctx, due)
+        g_ctx = StepContext(fake, fake_y, fake_out, z, exp.networks, real, real_y, real_out, exp.autocast, phase="G")
+        g_total, g_terms = exp.objective.g_loss(g_ctx)
+        players = {player: [name for name in exp.trained_with(player)] for player in ("discriminator", "generator")}
+        for names in players.values():
+            for name in names:
+                exp.optimizers[name].zero_grad(set_to_none=True)
+        # Each loss into its own player's weights only: backward(inputs=...) leaves the other player's .grad alone.
+        for (player, names), loss in zip(players.items(), (d_total, g_total)):
+            params = [p for name in names for p in exp.networks[name].parameters() if p.requires_grad]
+            loss.backward(inputs=params, retain_graph=player == "discriminator")
+        every = [p for names in players.values() for name in names for p in exp.networks[name].parameters()]
+        distributed.reduce_gradients(every)
+        for names in players.values():
+            for name in names:
+                exp.optimizers[name].step()
+        for reg in exp.regularizers:
+            reg.after_d_step(exp.discriminator)
+        self._follow_g()
+        for name, term in exp.objective.own_phase:
+            g_terms = {**g_terms, **self.own_step(name, term)}
+        for sched in exp.schedulers.values():
+            sched.step()
+        if self.tracker is not None:
+            self.tracker.add(d_terms)
+            self.tracker.add(g_terms)
+        self.step += 1
+        return d_terms, g_terms
 
     # -- the loop -----------------------------------------------------------------------------------
     def fit(self) -> dict[str, Any]:

@@ -40,6 +40,8 @@ def parameters(trainer):
      "schedules=[{name: cosine, key: optim.generator.lr, start: 0.002, end: 0.0005},"
      " {name: linear, key: optim.discriminator.betas.1, start: 0.9, end: 0.99, steps: 20},"
      " {name: cosine, key: regularizers.0.weight, start: 1.0, end: 0.1}]"],
+    # Simultaneous updates (PacGAN's schedule) with batch norm in G, R1 and an LR decay.
+    ["train.updates=simultaneous", "model.generator.batch_norm=true", "optim.lr_decay=linear"],
 ])
 def test_interrupted_and_resumed_run_equals_uninterrupted_run(tmp_path, method):
     steps = ["train.steps=30", "train.checkpoint_every=15"]
@@ -312,3 +314,73 @@ def test_g_updates_differ_from_one_update(tmp_path):
     once.fit(), twice.fit()
     a, b = parameters(once), parameters(twice)
     assert any(not torch.equal(a[k], b[k]) for k in a if k.startswith("generator."))
+
+
+def test_simultaneous_updates_take_both_gradients_at_the_same_weights(tmp_path):
+    """train.updates=simultaneous (PacGAN's and ALI's one GradientDescent over both losses): from the same weights
+    and draws, D moves exactly as in the alternating schedule's D step, and G moves along the gradient of its loss
+    at D's weights *before* that step (by hand here, with SGD so the update is lr * gradient)."""
+    import copy
+
+    import torch.nn.functional as F
+
+    sgd = ["optim.generator={name: sgd, lr: 0.1}", "optim.discriminator={name: sgd, lr: 0.1}", "regularizers=[]",
+           "schedules=[]", "loss=ns", "train.precision=fp32", "train.steps=3"]
+    sim = start(tmp_path, *sgd, "train.updates=simultaneous", name="sim")
+    alt = start(tmp_path, *sgd, name="alt")
+    G0, D0 = copy.deepcopy(sim.exp.generator), copy.deepcopy(sim.exp.discriminator)
+    rng = torch.get_rng_state()
+    sim.train_step()
+    torch.set_rng_state(rng)
+    real = sim.exp.data.sample(sim.batch_size).x
+    z = sim.exp.prior.sample(sim.batch_size, sim.exp.device).z
+    fake_logit = D0(G0(z))
+    g_loss = F.softplus(-fake_logit).mean()  # ns: -log sigmoid(D(G(z)))
+    grads = torch.autograd.grad(g_loss, list(G0.parameters()))
+    for (name, p), p0, g in zip(sim.exp.generator.named_parameters(), G0.parameters(), grads):
+        torch.testing.assert_close(p, p0 - 0.1 * g, rtol=1e-5, atol=1e-6, msg=name)
+    torch.set_rng_state(rng)
+    alt.train_step()
+    for (name, a), b in zip(alt.exp.discriminator.named_parameters(), sim.exp.discriminator.parameters()):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=name)  # the same D step
+    assert any(not torch.equal(a, b) for a, b in zip(alt.exp.generator.parameters(),
+                                                     sim.exp.generator.parameters()))  # G saw the updated D there
+    assert sim.step == 1 and {"d_loss", "g_loss"} <= set(sim.train_step()[0]) | set(sim.train_step()[1])
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    (["train.n_critic=2"], "train.n_critic is 2"),
+    (["train.g_updates=2"], "train.g_updates is 2"),
+    (["train.g_batch_size=32"], "train.g_batch_size"),
+    (["regularizers=[{name: r1, every: 4}]", "train.lazy_regularization=separate"], "lazy_regularization"),
+    (["train.updates=sometimes"], "train.updates"),
+])
+def test_simultaneous_updates_errors(tmp_path, overrides, needle):
+    from gankit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=needle):
+        start(tmp_path, "train.updates=simultaneous", *overrides)
+
+
+def test_simultaneous_updates_refuse_veegan_in_one_line(cli):
+    from gankit_testing import assert_user_error
+
+    assert_user_error(cli("train", "ring_veegan", "train.steps=1", "train.n_critic=1", "train.updates=simultaneous"),
+                      "VEEGAN")
+
+
+def test_pacgan_configs_follow_the_reference_code_and_train(tmp_path):
+    """fjxmlzn/PacGAN synthetic_data_experiments: one GradientDescent over D's and G's losses (simultaneous
+    updates), Adam 1e-4 with beta1 0.8 for both, 100 packs per batch, z 2."""
+    for data in ("ring", "grid"):
+        for pack, name in enumerate(("gan", "pacgan2", "pacgan3", "pacgan4"), start=1):
+            cfg = config.load(f"pacgan_{data}_{name}")
+            t, m = cfg.train, cfg.model
+            assert (t.updates, t.n_critic, t.g_updates, t.batch_size, m.pack, m.z_dim) == (
+                "simultaneous", 1, 1, 100 * pack, pack, 2)
+            for opt in (cfg.optim.generator, cfg.optim.discriminator):
+                assert (opt["name"], opt["lr"], list(opt["betas"])) == ("adam", 1e-4, [0.8, 0.999])
+    trainer = Trainer.start(config.load("pacgan_ring_pacgan2", ["train.steps=2", "train.progress=false",
+                                                               "train.tensorboard=false", "train.snapshot_steps=[]",
+                                                               "eval.n_samples=200"]), tmp_path / "run")
+    assert trainer.fit()["step"] == 2
