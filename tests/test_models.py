@@ -335,3 +335,42 @@ def test_leaky_slope_garbage_is_one_line(value):
 
     result = run_cli("train", "ring_gan", "train.steps=1", f"model.discriminator.leaky_slope={value}")
     assert_user_error(result, "model.discriminator.leaky_slope")
+
+
+def test_mlp_reference_layout_and_init():
+    """xyfJASON/GANs-Implementations models/simple_mlp.py with with_bn (lsgan_mnist.yaml): D is Linear, LeakyReLU,
+    then [Linear, BN, LeakyReLU] twice and the logit (no batch norm after the first layer); init_weights(None) zeroes
+    every bias and draws batch-norm scales N(1, 0.02^2)."""
+    from torch import nn
+
+    from gankit.models.conditional import as_output
+    from gankit.models.mlp import mlp
+
+    torch.manual_seed(0)
+    d = mlp("discriminator", (1, 28, 28), 100, width=256, depth=3, activation="leaky_relu", batch_norm=True,
+            norm_first=False, init="reference")
+    layers = [type(m).__name__ for m in d.modules() if isinstance(m, (nn.Linear, nn.BatchNorm1d))]
+    assert layers == ["FP32Linear", "Linear", "Linear", "BatchNorm1d", "BatchNorm1d", "FP32Linear"]
+    assert d.hidden[0].bias is not None and d.hidden[1].bias is None  # a bias right before a batch norm cancels
+    assert all(float(m.bias.detach().abs().max()) == 0 for m in d.modules() if isinstance(m, nn.Linear) and m.bias is not None)
+    scales = torch.cat([m.weight.detach() for m in d.modules() if isinstance(m, nn.BatchNorm1d)])
+    assert abs(float(scales.mean()) - 1) < 0.005 and 0.015 < float(scales.std()) < 0.025
+    x = torch.randn(8, 1, 28, 28)
+    h = torch.nn.functional.leaky_relu(d.hidden[0](x.flatten(1)), 0.2)  # no batch norm after the first layer
+    h = torch.nn.functional.leaky_relu(d.norms[1](d.hidden[1](h)), 0.2)
+    h = torch.nn.functional.leaky_relu(d.norms[2](d.hidden[2](h)), 0.2)
+    torch.testing.assert_close(as_output(d(x)).logit.reshape(-1), d.out(h).reshape(-1))
+    g = mlp("generator", (1, 28, 28), 100, width=256, depth=3, batch_norm=True, init="reference")
+    assert sum(isinstance(m, nn.BatchNorm1d) for m in g.modules()) == 3  # G: after every hidden layer
+    default = mlp("generator", (2,), 32, width=256, depth=3)
+    assert float(default.out.bias.detach().abs().max()) > 0  # PyTorch's default init unless init: reference
+
+
+@pytest.mark.parametrize("kwargs, key", [({"norm_first": False}, "norm_first"),
+                                         ({"init": "reference", "init_std": 0.02}, "init")])
+def test_mlp_init_options_reject_contradictions(kwargs, key):
+    from gankit.errors import ParamError
+    from gankit.models.mlp import mlp
+
+    with pytest.raises(ParamError, match=key):
+        mlp("discriminator", (2,), 8, **kwargs)

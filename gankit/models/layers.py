@@ -30,6 +30,17 @@ def unit_pixels(x: Tensor) -> Tensor:
     return (x + 1) / 2
 
 
+def reference_init(module: nn.Module) -> None:
+    """xyfJASON/GANs-Implementations' ``init_weights(None)``, which every network there gets: PyTorch's default
+    weights, zero biases for linear and convolution layers, batch-norm scales N(1, 0.02^2) and zero shifts."""
+    for m in module.modules():
+        if isinstance(m, (nn.Linear, nn.Conv2d, nn.ConvTranspose2d)) and m.bias is not None:
+            nn.init.zeros_(m.bias)
+        elif isinstance(m, (nn.BatchNorm1d, nn.BatchNorm2d)) and m.weight is not None:
+            nn.init.normal_(m.weight, 1.0, 0.02)
+            nn.init.zeros_(m.bias)
+
+
 class FP32Linear(nn.Linear):
     """A linear layer that computes in its weights' dtype (fp32), also inside a bf16 autocast region.
 

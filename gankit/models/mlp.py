@@ -19,7 +19,7 @@ from gankit.models.conditional import (ConditionalBatchNorm, DCondition, DOutput
                                        check_q_head, class_head, discriminator_output, one_hot, resolve_condition)
 from gankit.models.spectral import spectral_norm as apply_spectral_norm
 from gankit.models.layers import image_output, unit_pixels
-from gankit.models.layers import FP32Linear
+from gankit.models.layers import FP32Linear, reference_init
 from gankit.models.layers import activation as make_activation
 from gankit.registry import AT_LEAST_ONE, FRACTION, MODELS, NON_NEGATIVE, POSITIVE
 
@@ -47,6 +47,8 @@ class MLP(nn.Module):
         q_hidden: int | None = None,
         leaky_slope: float = 0.2,
         unit_input: bool = False,
+        norm_first: bool = True,
+        init: Literal["pytorch", "reference"] = "pytorch",
     ) -> None:
         super().__init__()
         self.role = role
@@ -61,11 +63,14 @@ class MLP(nn.Module):
         self.acts = nn.ModuleList()
         for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
             linear = FP32Linear if i == 0 and role == "discriminator" else nn.Linear
+            norm = batch_norm and (i > 0 or norm_first)
             # Batch norm makes the linear layer's bias redundant.
-            self.hidden.append(linear(n_in, n_out, bias=not batch_norm))
-            if batch_norm:
+            self.hidden.append(linear(n_in, n_out, bias=not norm))
+            if norm:
                 cbn = condition == "cbn"
                 self.norms.append(ConditionalBatchNorm(n_out, n_classes, dims=1) if cbn else nn.BatchNorm1d(n_out))
+            elif batch_norm:
+                self.norms.append(nn.Identity())  # norm_first: false, the first layer's slot
             self.acts.append(make_activation(activation, leaky_slope))
         self.out = FP32Linear(sizes[-1], features if role == "generator" else 1)
         self.output = output if role == "generator" else "linear"
@@ -81,6 +86,9 @@ class MLP(nn.Module):
                     nn.init.normal_(module.weight, 0.0, init_std)
                     if module.bias is not None:
                         nn.init.zeros_(module.bias)
+        self._init = init
+        if init == "reference":
+            reference_init(self)
         if spectral_norm:
             for module in [*self.hidden, self.out, self.class_head]:
                 if module is not None:
@@ -111,6 +119,8 @@ class MLP(nn.Module):
     def attach_q_head(self, codes: "CodeSpec") -> None:
         """Give D the Q head of ``codes`` (requested with q_head: true), initialised like the rest of D."""
         head = QHead(self._q_features, codes, self.q_hidden or 0)
+        if self._init == "reference":
+            reference_init(head)
         for module in head.modules():
             if isinstance(module, nn.Linear):
                 if self._init_std is not None:
@@ -147,12 +157,17 @@ def mlp(
     init_std: Annotated[float, POSITIVE] | None = None,
     q_head: bool = False,
     q_hidden: Annotated[int, NON_NEGATIVE] = 0,
+    norm_first: bool = True,
+    init: Literal["pytorch", "reference"] = "pytorch",
 ) -> MLP:
     """width, depth: depth hidden layers of width units; widths: one entry per hidden layer, replacing both.
     leaky_slope: LeakyReLU's negative slope, when activation is leaky_relu.
     output: G only: linear, tanh, or sigmoid (the image sigmoid(a) in [0, 1], handed on as 2 * sigmoid(a) - 1).
     unit_pixels: D only: D reads (x + 1) / 2, the [0, 1] pixels of code that trains on ToTensor() images.
-    batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it).
+    batch_norm: BatchNorm1d after every hidden linear layer (the reference vanilla-GAN generator has it);
+        norm_first: false leaves the first one out (the reference MLP discriminators with_bn).
+    init: pytorch = PyTorch's defaults; reference = xyfJASON/GANs-Implementations' init_weights(None): zero biases,
+        batch-norm scales N(1, 0.02^2) (what every network of that repo gets).
     condition (conditional runs): auto = concat; G: concat (one-hot y joined to z) or cbn (conditional batch
         norms; needs batch_norm); D: concat (one-hot y joined to x) or projection (+ <embed(y), features>).
     class_head: D only: class logits from the last hidden layer (ACGAN).
@@ -173,5 +188,9 @@ def mlp(
         raise ParamError("output", "is G's sample output; D's output is always a linear logit (remove it)")
     if q_head and not sizes:
         raise ParamError("depth", "must be >= 1 for a Q head")
+    if not norm_first and not batch_norm:
+        raise ParamError("norm_first", "places the first batch norm; it needs batch_norm: true")
+    if init == "reference" and init_std is not None:
+        raise ParamError("init", "reference keeps PyTorch's weights; init_std draws them N(0, init_std^2): use one")
     return MLP(role, data_shape, z_dim, sizes, activation, output, spectral_norm, batch_norm, n_classes, condition,
-               class_head, init_std, q_hidden if q_head else None, leaky_slope, unit_pixels)
+               class_head, init_std, q_hidden if q_head else None, leaky_slope, unit_pixels, norm_first, init)

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 
 from gankit.errors import ParamError
-from gankit.models.layers import FP32Linear
+from gankit.models.layers import FP32Linear, reference_init
 from gankit.models.layers import activation as make_activation
 from gankit.registry import AT_LEAST_ONE, MODELS
 
@@ -47,11 +47,7 @@ class MLPStack(nn.Module):
         self.hidden = nn.Sequential(*layers)
         self.out = FP32Linear(sizes[-1], n_out)
         if init == "reference":
-            for m in self.modules():
-                if isinstance(m, nn.Linear) and m.bias is not None:
-                    nn.init.zeros_(m.bias)
-                elif isinstance(m, nn.BatchNorm1d):
-                    nn.init.normal_(m.weight, 1.0, 0.02)
+            reference_init(self)
 
     def forward(self, h: Tensor) -> Tensor:
         return self.out(self.hidden(h))
