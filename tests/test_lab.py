@@ -171,3 +171,26 @@ def test_setup_of_a_shipped_config_round_trips():
     cfg = config.load(None, base=base)
     again = lab_setup.build_config(base, lab_setup.setup_of(cfg))
     assert again.to_dict() == cfg.to_dict()
+
+
+def test_a_simultaneous_config_trains_in_the_lab_as_gankit_train_does(tmp_path):
+    """PacGAN's configs update G and D from one forward pass (train.updates: simultaneous): the lab's whole G steps
+    are that phase, so its weights equal a `gankit train` of the page's YAML."""
+    from gankit import config
+    from gankit.train import Trainer
+
+    lab = Lab("pacgan_ring_gan")
+    try:
+        lab.start("a", {**lab.initial, "batch_size": 64, "steps": 3})
+        lab.advance("a", "train", 3)
+        (tmp_path / "a.yaml").write_text(lab.yaml("a"))
+        cfg = config.load(str(tmp_path / "a.yaml"))
+        assert cfg.train.updates == "simultaneous"
+        trainer = Trainer.start(cfg, tmp_path / "run")
+        trainer.fit()
+        for name in ("generator", "discriminator"):
+            mine, theirs = lab.run("a").exp.networks[name].state_dict(), trainer.exp.networks[name].state_dict()
+            assert all(torch.equal(mine[k], theirs[k]) for k in theirs), name
+        assert lab.run("a").d_steps == 3
+    finally:
+        lab.close()

@@ -140,9 +140,23 @@ class LabRun:
         for _ in range(g_steps):
             if self.done:
                 return
+            if self.cfg.train.updates == "simultaneous" and self.phase == 0:
+                self.simultaneous_step()
+                continue
             while self.phase < self.trainer.n_critic:
                 self.d_step()
             self.g_step()
+
+    def simultaneous_step(self) -> None:
+        """A whole G step of a ``train.updates: simultaneous`` config: D's and G's updates from one forward pass
+        (``Trainer.simultaneous_phase``), as `gankit train` runs it; the D and G buttons still step one player."""
+        d_terms, g_terms = self._in_own_stream(self.trainer.simultaneous_phase)
+        self.d_steps += 1
+        for terms in (d_terms, g_terms):
+            self._log(terms)
+            self._check_finite(terms)
+        if self.step % METRIC_EVERY == 0:
+            self._metrics_now()
 
     # -- what the page draws ----------------------------------------------------------------------------
     def _metrics_now(self) -> None:
